@@ -1,0 +1,104 @@
+"""A Result against its baseline entry: one Verdict per metric, and the failure message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional
+
+from .baseline import BaselineEntry
+from .fingerprint import stack_changes
+from .metrics import METRICS, TIME_METRICS, Metric, format_value
+from .result import Result
+from .stats import MISMATCH, NO_BASELINE, OK, REGRESSED, Verdict, decide, worst_status
+
+
+@dataclass
+class Comparison:
+    status: str
+    verdicts: List[Verdict] = field(default_factory=list)
+    mismatch: List[str] = field(default_factory=list)
+    stack_changes: List[str] = field(default_factory=list)
+
+    def verdict(self, metric: str) -> Optional[Verdict]:
+        for v in self.verdicts:
+            if v.metric == metric:
+                return v
+        return None
+
+    def to_dict(self) -> Dict[str, object]:
+        return {
+            "status": self.status,
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "mismatch": self.mismatch,
+            "stack_changes": self.stack_changes,
+        }
+
+
+def floors_for(time_floor: Optional[float], overrides: Mapping[str, float]) -> Dict[str, float]:
+    """The tolerance floor per metric: default, raised for a noisy device, then user overrides."""
+    floors = {name: m.floor for name, m in METRICS.items()}
+    if time_floor is not None:
+        for name in TIME_METRICS:
+            floors[name] = max(floors[name], time_floor)
+    floors.update(overrides)
+    return floors
+
+
+def compare(
+    result: Result,
+    entry: Optional[BaselineEntry],
+    floors: Mapping[str, float],
+    alpha: float,
+) -> Comparison:
+    if entry is None:
+        return Comparison(NO_BASELINE)
+    changes = stack_changes(entry.stack, result.stack)
+    mismatch = result.workload.differences(entry.workload)
+    if mismatch:
+        return Comparison(MISMATCH, mismatch=mismatch, stack_changes=changes)
+    verdicts = []
+    for name, metric in METRICS.items():
+        current, baseline = result.values(name), entry.values(name)
+        if not current or not baseline:
+            continue
+        verdict = decide(metric, current, baseline, floors[name], alpha, entry.noise_cv.get(name))
+        verdicts.append(verdict)
+    gated = [v.status for v in verdicts if METRICS[v.metric].gated]
+    return Comparison(worst_status(gated) if gated else OK, verdicts, [], changes)
+
+
+def describe(metric: Metric, v: Verdict) -> str:
+    """'e2e_s: 412.30ms -> 470.10ms (+14.0%), tolerance 3.0%, p=0.004 (alpha 0.05)'."""
+    change = "" if v.change is None else f" ({v.change * 100:+.1f}%)"
+    text = (
+        f"{metric.name}: baseline {format_value(metric, v.baseline_median)} -> now "
+        f"{format_value(metric, v.current_median)}{change}, tolerance {v.tolerance * 100:.1f}%"
+        if v.tolerance is not None
+        else f"{metric.name}: {v.status}"
+    )
+    if v.p_value is not None:
+        text += f", one-sided Mann-Whitney p={v.p_value:.4f} (alpha {v.alpha:g}, n={v.n_current} vs {v.n_baseline})"
+    elif not metric.statistical and v.tolerance is not None:
+        text += " (memory: ratio gate only)"
+    if v.dropped_current or v.dropped_baseline:
+        text += f", outliers dropped: {len(v.dropped_current)} now, {len(v.dropped_baseline)} baseline"
+    if v.note:
+        text += f"; {v.note}"
+    return text
+
+
+def failure_message(test_id: str, comparison: Comparison) -> str:
+    lines: List[str] = []
+    if comparison.status == MISMATCH:
+        lines.append(f"{test_id}: workload differs from the baseline, so the results are not comparable:")
+        lines += [f"  {d}" for d in comparison.mismatch]
+        lines.append("  Re-record the baseline with --npuperf-save-baseline if the new workload is intended.")
+    else:
+        regressed = [v for v in comparison.verdicts if v.status == REGRESSED and METRICS[v.metric].gated]
+        lines.append(f"{test_id}: performance regressed")
+        lines += [f"  REGRESSED {describe(METRICS[v.metric], v)}" for v in regressed]
+    if comparison.stack_changes:
+        lines.append("  stack changes since the baseline: " + "; ".join(comparison.stack_changes))
+    else:
+        lines.append("  stack changes since the baseline: none recorded")
+    return "\n".join(lines)

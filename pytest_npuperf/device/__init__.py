@@ -1,0 +1,115 @@
+"""Device resolution: ``auto`` tries NPU, then CUDA, then CPU.
+
+Nothing here imports torch at module import time. ``import torch_npu`` fails in several
+documented ways on machines without a working CANN (reference/torch_npu.md section 8); each
+becomes a :class:`DeviceUnavailable` whose message names the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any, List, Tuple
+
+from .base import Device, DeviceUnavailable, Timer
+
+__all__ = ["Device", "DeviceUnavailable", "Timer", "resolve_device", "import_torch_npu"]
+
+_CANN_HINT = (
+    "CANN is not set up in this environment: run 'source /usr/local/Ascend/ascend-toolkit/set_env.sh' "
+    "(CANN <= 8.3) or 'source /usr/local/Ascend/cann/set_env.sh' (CANN >= 8.5) before pytest"
+)
+
+
+def prepare_torch_import() -> None:
+    """Stop torch from auto-loading torch_npu on its own import.
+
+    torch >= 2.5 imports torch_npu through an entry point while ``import torch`` runs; without
+    CANN that makes ``import torch`` itself fail, and torch cannot be imported again in the
+    process. With auto-loading off, we import torch_npu explicitly and can report the error.
+    Only has an effect before the first ``import torch``.
+    """
+    if "torch" not in sys.modules and importlib.util.find_spec("torch_npu") is not None:
+        os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")
+
+
+def import_torch_npu() -> Any:
+    """Import torch_npu or raise DeviceUnavailable with the reason and the fix."""
+    if "torch_npu" not in sys.modules and importlib.util.find_spec("torch_npu") is None:
+        raise DeviceUnavailable("torch_npu is not installed (pip install torch-npu matching your torch and CANN)")
+    prepare_torch_import()
+    try:
+        import torch  # noqa: F401
+        import torch_npu
+    except Exception as exc:  # ImportError, OSError, RuntimeError and plain Exception are all documented
+        text = f"{type(exc).__name__}: {exc}".strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        lowered = text.lower()
+        if any(key in lowered for key in ("libhccl", "libascendcl", "ascend_home_path", "ascend_opp_path", "set_env.sh", "cann")):
+            raise DeviceUnavailable(f"import torch_npu failed ({first}); {_CANN_HINT}") from None
+        if "two accelerators" in lowered:
+            raise DeviceUnavailable(
+                f"import torch_npu failed ({first}); torch_npu cannot be loaded next to a CUDA torch "
+                "build: install the CPU build of torch that your torch_npu release pins"
+            ) from None
+        raise DeviceUnavailable(
+            f"import torch_npu failed ({first}); check that torch, torch_npu and CANN versions match"
+        ) from None
+    return torch_npu
+
+
+def _npu(index: int) -> Device:
+    torch_npu = import_torch_npu()
+    module = torch_npu.npu
+    count = int(module.device_count())
+    if count == 0:
+        visible = os.environ.get("ASCEND_RT_VISIBLE_DEVICES")
+        extra = f" (ASCEND_RT_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
+        raise DeviceUnavailable(f"torch_npu imported but no NPU is visible{extra}; check npu-smi info")
+    if index >= count:
+        raise DeviceUnavailable(f"NPU index {index} requested but only {count} visible")
+    module.set_device(index)
+    from .accel import AcceleratorDevice
+
+    return AcceleratorDevice("npu", module, index)
+
+
+def _cuda(index: int) -> Device:
+    try:
+        import torch
+    except Exception as exc:
+        raise DeviceUnavailable(f"import torch failed: {exc}") from None
+    if not torch.cuda.is_available():
+        raise DeviceUnavailable("torch.cuda.is_available() is False (no GPU, or a CPU-only torch build)")
+    if index >= torch.cuda.device_count():
+        raise DeviceUnavailable(f"CUDA index {index} requested but only {torch.cuda.device_count()} visible")
+    torch.cuda.set_device(index)
+    from .accel import AcceleratorDevice
+
+    return AcceleratorDevice("cuda", torch.cuda, index)
+
+
+def _cpu(index: int) -> Device:
+    from .cpu import CpuDevice
+
+    return CpuDevice()
+
+
+_FACTORIES = {"npu": _npu, "cuda": _cuda, "cpu": _cpu}
+
+
+def resolve_device(requested: str, index: int = 0) -> Tuple[Device, List[str]]:
+    """The device to run on, and why each better candidate was passed over (for the header).
+
+    An explicit request that cannot be met raises DeviceUnavailable.
+    """
+    if requested != "auto":
+        return _FACTORIES[requested](index), []
+    skipped: List[str] = []
+    for kind in ("npu", "cuda"):
+        try:
+            return _FACTORIES[kind](index), skipped
+        except DeviceUnavailable as exc:
+            skipped.append(f"{kind}: {exc}")
+    return _cpu(index), skipped

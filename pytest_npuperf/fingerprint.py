@@ -1,0 +1,178 @@
+"""The software and hardware stack a number was measured on.
+
+Every read is guarded: a value that cannot be read is recorded as None ("unknown"); nothing
+here may fail a run. Versions are read from package metadata, so torch_npu's version is known
+even where ``import torch_npu`` fails.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+ENV_PREFIXES = (
+    "ASCEND_", "HCCL_", "TORCH_NPU_", "PYTORCH_NPU_", "PYTORCH_ALLOC", "PYTORCH_CUDA_ALLOC",
+    "TASK_QUEUE", "CPU_AFFINITY", "ACL_", "INF_NAN", "ATB_", "LCCL_", "ASDOPS_", "OMP_",
+    "MKL_", "TORCH_", "CUDA_", "NVIDIA_TF32", "P2P_HCCL", "PER_STREAM_QUEUE", "STREAMS_PER_DEVICE",
+    "MULTI_STREAM_MEMORY_REUSE", "TORCHINDUCTOR_", "LD_PRELOAD", "LD_LIBRARY_PATH",
+)
+_SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|API_KEY|PRIVATE", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+# The keys whose change is called out next to every verdict, in this order.
+STACK_KEYS = (
+    "device_name", "driver_version", "firmware_version", "cann_version", "torch", "torch_npu",
+    "transformers", "python", "cpu_model", "torch_threads",
+)
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception:
+        return None
+
+
+def package_version(name: str) -> Optional[str]:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except Exception:
+        return None
+
+
+def parse_kv_file(path: str) -> Dict[str, str]:
+    """'key=value' lines (Ascend version.info / install.info files)."""
+    out: Dict[str, str] = {}
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            key, sep, value = line.strip().partition("=")
+            if sep:
+                out[key.strip()] = value.strip()
+    return out
+
+
+def ascend_versions(environ: Mapping[str, str], root: str = "/usr/local/Ascend") -> Dict[str, Optional[str]]:
+    """CANN toolkit, driver and firmware versions from the files CANN installs."""
+    cann: Optional[str] = None
+    homes = [environ.get("ASCEND_TOOLKIT_HOME"), environ.get("ASCEND_HOME_PATH"),
+             f"{root}/cann", f"{root}/ascend-toolkit/latest"]
+    for home in [h for h in homes if h]:
+        files = sorted(glob.glob(os.path.join(home, "*-linux", "ascend_toolkit_install.info")))
+        files += sorted(glob.glob(os.path.join(home, "ascend_toolkit_install.info")))
+        for path in files:
+            version = _safe(lambda p=path: parse_kv_file(p).get("version"))
+            if version:
+                cann = version
+                break
+        if cann:
+            break
+        cfg = os.path.join(home, "version.cfg")
+        text = _safe(lambda: open(cfg, encoding="utf-8").read())
+        match = re.search(r"runtime_running_version=\[[^:\]]*:([^\]]+)\]", text or "")
+        if match:
+            cann = match.group(1)
+            break
+    driver = _safe(lambda: parse_kv_file(f"{root}/driver/version.info"))
+    firmware = _safe(lambda: parse_kv_file(f"{root}/firmware/version.info"))
+    return {
+        "cann_version": cann,
+        "driver_version": (driver or {}).get("package_version") or (driver or {}).get("Version"),
+        "firmware_version": (firmware or {}).get("Version"),
+    }
+
+
+def npu_smi_driver_version() -> Optional[str]:
+    exe = shutil.which("npu-smi")
+    if not exe:
+        return None
+    out = subprocess.run([exe, "info"], capture_output=True, text=True, timeout=10).stdout
+    match = re.search(r"Version:\s*([0-9A-Za-z.\-]+)", out)
+    return match.group(1) if match else None
+
+
+def env_snapshot(environ: Mapping[str, str]) -> Dict[str, str]:
+    """Performance-relevant variables, secrets redacted."""
+    out = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIXES):
+            out[key] = REDACTED if _SECRET.search(key) else value
+    return dict(sorted(out.items()))
+
+
+def nvidia_driver_version() -> Optional[str]:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    out = subprocess.run(
+        [exe, "--query-gpu=driver_version", "--format=csv,noheader"],
+        capture_output=True, text=True, timeout=10,
+    ).stdout.strip()
+    return out.splitlines()[0] if out else None
+
+
+def collect(device_kind: str, device_info: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """The fingerprint of this process's stack on the given device."""
+    from .device.cpu import cpu_model_name
+
+    environ = os.environ if environ is None else environ
+    stack: Dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": _safe(platform.platform),
+        "cpu_model": _safe(cpu_model_name),
+        "torch": package_version("torch"),
+        "torch_npu": package_version("torch-npu") or package_version("torch_npu"),
+        "transformers": package_version("transformers"),
+        "mistral_common": package_version("mistral-common") or package_version("mistral_common"),
+        "pytest_npuperf": package_version("pytest-npuperf"),
+        "driver_version": None,
+        "firmware_version": None,
+        "cann_version": None,
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        stack["torch_threads"] = _safe(torch.get_num_threads)
+        stack["torch_cuda_build"] = _safe(lambda: torch.version.cuda)
+    if device_kind == "npu":
+        stack.update({k: v for k, v in ascend_versions(environ).items() if v})
+        torch_npu = sys.modules.get("torch_npu")
+        if torch_npu is not None:
+            api = _safe(lambda: torch_npu.npu.utils.get_cann_version(module="CANN"))
+            if api:  # '' on CANN < 8.1.RC1
+                stack["cann_version"] = api
+            stack["npu_jit_compile"] = _safe(lambda: not torch_npu.npu.is_jit_compile_false())
+        if not stack.get("driver_version"):
+            stack["driver_version"] = _safe(npu_smi_driver_version)
+    elif device_kind == "cuda":
+        stack["driver_version"] = _safe(nvidia_driver_version)
+    stack.update({k: v for k, v in device_info.items()})
+    stack["env"] = env_snapshot(environ)
+    return stack
+
+
+def stack_changes(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> List[str]:
+    """'cann_version 8.0.RC1 -> 8.0.0' for each key that differs, the important keys first."""
+    keys = list(STACK_KEYS) + sorted(
+        k for k in set(baseline) | set(current) if k not in STACK_KEYS and k != "env"
+    )
+    lines = []
+    for key in keys:
+        old, new = baseline.get(key), current.get(key)
+        if old != new:
+            lines.append(f"{key} {_fmt(old)} -> {_fmt(new)}")
+    old_env, new_env = dict(baseline.get("env") or {}), dict(current.get("env") or {})
+    for key in sorted(set(old_env) | set(new_env)):
+        if old_env.get(key) != new_env.get(key):
+            lines.append(f"env {key} {_fmt(old_env.get(key))} -> {_fmt(new_env.get(key))}")
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    return "unknown" if value is None else str(value)

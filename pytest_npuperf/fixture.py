@@ -1,0 +1,111 @@
+"""The per-test ``npuperf`` fixture object: measure, compare, and fail the test that regressed."""
+
+from __future__ import annotations
+
+import statistics
+import warnings
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import pytest
+
+from .compare import failure_message
+from .measure import MeasurementError
+from .metrics import METRICS
+from .result import Result
+from .session import PerfSession, TestOutcome, check_budgets
+from .stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED
+
+
+class NpuPerfWarning(UserWarning):
+    """A verdict worth reading that does not fail the test (drift, improvement, inconclusive)."""
+
+
+class NpuPerf:
+    """Handed to each test as ``npuperf``.
+
+    It receives everything it needs (the run's PerfSession, the test id, the marker's
+    tolerances and budgets) and never reads the pytest config.
+    """
+
+    def __init__(
+        self,
+        session: PerfSession,
+        test_id: str,
+        tolerances: Mapping[str, float],
+        budgets: Mapping[str, float],
+        user_properties: List[Tuple[str, Any]],
+    ) -> None:
+        self._session = session
+        self.test_id = test_id
+        self._tolerances = dict(tolerances)
+        self._budgets = dict(budgets)
+        self._user_properties = user_properties
+        self.outcome: Optional[TestOutcome] = None
+
+    @property
+    def settings(self) -> Any:
+        return self._session.settings
+
+    def generate(
+        self,
+        precision: str,
+        batch_size: int,
+        workload: str,
+        max_new_tokens: Optional[int] = None,
+    ) -> Result:
+        """Warm up, time ``runs`` generations, compare with the baseline; fail on regression."""
+        if self.outcome is not None:
+            raise RuntimeError(
+                f"{self.test_id}: npuperf.generate was already called; one test measures one "
+                "workload, because the test id is the baseline key"
+            )
+        try:
+            outcome = self._session.run_generation(
+                self.test_id, precision, batch_size, workload, self._tolerances, self._budgets, max_new_tokens
+            )
+        except MeasurementError as exc:
+            pytest.fail(f"{self.test_id}: measurement error: {exc}", pytrace=False)
+        self.outcome = outcome
+        assert outcome.result is not None and outcome.comparison is not None
+        self._record_properties(outcome)
+        self._judge(outcome)
+        return outcome.result
+
+    def assert_budget(self, metric: str, limit: float) -> None:
+        """Fail unless the median of ``metric`` is within ``limit`` (direction-aware)."""
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
+        if self.outcome is None or self.outcome.result is None:
+            raise RuntimeError("call npuperf.generate(...) before npuperf.assert_budget(...)")
+        failures = check_budgets(self.outcome.result, {metric: float(limit)})
+        self.outcome.budget_failures += failures
+        if failures:
+            pytest.fail(f"{self.test_id}: budget exceeded: " + "; ".join(failures), pytrace=False)
+
+    def _record_properties(self, outcome: TestOutcome) -> None:
+        assert outcome.result is not None and outcome.comparison is not None
+        self._user_properties.append(("npuperf_verdict", outcome.comparison.status))
+        for name in METRICS:
+            values = outcome.result.values(name)
+            if values:
+                self._user_properties.append((f"npuperf_{name}_median", statistics.median(values)))
+
+    def _judge(self, outcome: TestOutcome) -> None:
+        assert outcome.comparison is not None
+        comparison = outcome.comparison
+        saving = self._session.settings.save_baseline
+        if comparison.status in (MISMATCH, REGRESSED) and not saving:
+            pytest.fail(failure_message(self.test_id, comparison), pytrace=False)
+        if outcome.budget_failures:
+            pytest.fail(f"{self.test_id}: budget exceeded: " + "; ".join(outcome.budget_failures), pytrace=False)
+        if comparison.status in (DRIFT, IMPROVED, INCONCLUSIVE) or (saving and comparison.status in (MISMATCH, REGRESSED)):
+            notes: Dict[str, str] = {
+                DRIFT: "a statistically significant change below the tolerance",
+                IMPROVED: "faster or leaner than the baseline; consider recording a new baseline",
+                INCONCLUSIVE: "beyond the tolerance but not significant even after more samples",
+                MISMATCH: "workload differs from the stored baseline, which this run replaces",
+                REGRESSED: "regressed against the stored baseline, which this run replaces",
+            }
+            warnings.warn(
+                NpuPerfWarning(f"{self.test_id}: {comparison.status}: {notes[comparison.status]}"), stacklevel=3
+            )

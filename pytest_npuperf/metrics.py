@@ -1,0 +1,84 @@
+"""The metrics the suite measures, with their direction, unit and default tolerance floor.
+
+The formulas live in DESIGN.md; the names carry their unit so that nobody mistakes a batch
+time for a per-request time or seconds for milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured quantity.
+
+    ``floor`` is the smallest relative tolerance of the practical gate; ``abs_floor`` (memory
+    only) is an absolute slack in the metric's unit. ``statistical`` says whether the
+    Mann-Whitney gate applies (memory is deterministic enough that it does not).
+    """
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    floor: float
+    gated: bool = True
+    statistical: bool = True
+    abs_floor: float = 0.0
+    label: str = ""
+
+    def worse_ratio(self, current: float, baseline: float) -> float:
+        """How many times worse ``current`` is than ``baseline`` (>1 means worse)."""
+        if self.higher_is_better:
+            return baseline / current if current > 0 else float("inf")
+        return current / baseline if baseline > 0 else float("inf")
+
+    def tolerance(self, floor: float, baseline_median: float, noise_cv: float) -> float:
+        """tau = max(floor, 3 * noise CV), plus the absolute slack expressed as a fraction."""
+        tau = max(floor, 3.0 * noise_cv)
+        if self.abs_floor and baseline_median > 0:
+            tau = max(tau, self.abs_floor / baseline_median)
+        return tau
+
+
+_METRICS: Tuple[Metric, ...] = (
+    Metric("e2e_s", "s", False, 0.03, label="e2e latency"),
+    Metric("ttft_s", "s", False, 0.05, label="time to first token"),
+    Metric("tpot_s", "s", False, 0.03, label="time per output token"),
+    Metric("tokens_per_s", "tok/s", True, 0.03, label="output throughput"),
+    Metric("peak_allocated_bytes", "B", False, 0.01, statistical=False, abs_floor=64 * MIB,
+           label="peak allocated device memory"),
+    Metric("peak_rss_bytes", "B", False, 0.01, statistical=False, abs_floor=64 * MIB,
+           label="peak process memory (RSS)"),
+    Metric("peak_reserved_bytes", "B", False, 0.01, gated=False, statistical=False,
+           abs_floor=64 * MIB, label="peak reserved device memory"),
+    Metric("device_used_bytes", "B", False, 0.01, gated=False, statistical=False,
+           abs_floor=64 * MIB, label="device-wide used memory"),
+)
+
+METRICS: Dict[str, Metric] = {m.name: m for m in _METRICS}
+
+# Timing metrics: the ones whose floor a noisy device profile may need to raise.
+TIME_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s")
+
+
+def get_metric(name: str) -> Metric:
+    try:
+        return METRICS[name]
+    except KeyError:
+        known = ", ".join(METRICS)
+        raise KeyError(f"unknown metric {name!r}; known metrics: {known}") from None
+
+
+def format_value(metric: Metric, value: Optional[float]) -> str:
+    """Human units: ms for seconds, MiB for bytes."""
+    if value is None:
+        return "-"
+    if metric.unit == "s":
+        return f"{value * 1e3:.2f}ms"
+    if metric.unit == "B":
+        return f"{value / MIB:.1f}MiB"
+    return f"{value:.2f}"

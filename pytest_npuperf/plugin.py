@@ -1,0 +1,224 @@
+"""pytest wiring: options, markers, fixtures, report. Thin: the work is in the plain modules.
+
+Nothing heavy is imported here: torch and torch_npu are imported only when a test asks for
+the ``npuperf`` fixture, so ``pytest --help`` works where ``import torch_npu`` fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Generator, List, Optional, Tuple
+
+import pytest
+
+from .device import DeviceUnavailable, prepare_torch_import
+from .fixture import NpuPerf
+from .settings import DEVICES, PRESETS, Settings, SettingsError, build_settings, marker_overrides
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+PLUGIN_KEY = pytest.StashKey["NpuPerfPlugin"]()
+
+# (option name, ini name, help, kind); one help text serves both.
+_OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
+    ("device", "npuperf_device", f"device to run on: {'|'.join(DEVICES)} (auto: npu, else cuda, else cpu). Default auto.", "string"),
+    ("model", "npuperf_model", "model: tiny | mistral-7b | PATH of a local Hugging Face checkpoint. Default: tiny on cpu, mistral-7b on an accelerator.", "string"),
+    ("baseline_dir", "npuperf_baseline_dir", "folder of stored baselines. Default: <rootdir>/baselines.", "string"),
+    ("preset", "npuperf_preset", f"suite size: {'|'.join(PRESETS)} (quick: 2 workloads, 32 new tokens). Default full.", "string"),
+    ("max_new_tokens", "npuperf_max_new_tokens", "fixed output length per request (overrides the preset).", "string"),
+    ("warmup", "npuperf_warmup", "untimed warm-up generations at the measured shapes. Default 1.", "string"),
+    ("runs", "npuperf_runs", "timed generations per test (>= 5 lets the statistical gate fire). Default 5.", "string"),
+    ("max_runs", "npuperf_max_runs", "cap on runs when a verdict is inconclusive and more samples are taken. Default 10.", "string"),
+    ("alpha", "npuperf_alpha", "significance level of the one-sided Mann-Whitney test. Default 0.05.", "string"),
+    ("results", "npuperf_results", "results JSON of the whole run ('none' to disable). Default: <rootdir>/.npuperf/results.json.", "string"),
+    ("threads", "npuperf_threads", "torch CPU threads (torch.set_num_threads). Default: torch's choice.", "string"),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("npuperf", "Mistral inference performance gate (pytest-npuperf)")
+    for name, ini, help_text, kind in _OPTIONS:
+        group.addoption(
+            f"--npuperf-{name.replace('_', '-')}", dest=f"npuperf_{name}", default=None,
+            metavar=name.split("_")[-1].upper(), help=help_text,
+        )
+        parser.addini(ini, help_text, type=kind, default=None)
+    group.addoption("--npuperf-tolerance", dest="npuperf_tolerance", action="append", default=None,
+                    metavar="METRIC=FRACTION",
+                    help="tolerance floor for one metric, e.g. e2e_s=0.05 or tokens_per_s=5%%; repeatable.")
+    parser.addini("npuperf_tolerance", "tolerance floors, one METRIC=FRACTION per line.", type="linelist", default=[])
+    group.addoption("--npuperf-save-baseline", dest="npuperf_save_baseline", action="store_true", default=False,
+                    help="record the results of passing tests as the baseline of this device profile.")
+    group.addoption("--npuperf-reason", dest="npuperf_reason", default=None, metavar="TEXT",
+                    help="why this baseline is recorded (stored with it), e.g. 'CANN 8.0.0 validated'.")
+
+
+def _raw_settings(config: pytest.Config) -> Dict[str, Tuple[Any, str]]:
+    raw: Dict[str, Tuple[Any, str]] = {}
+    for name, ini, _help, _kind in _OPTIONS:
+        cli = config.getoption(f"npuperf_{name}")
+        if cli is not None:
+            raw[name] = (cli, f"--npuperf-{name.replace('_', '-')}")
+        else:
+            value = config.getini(ini)
+            raw[name] = (value if value not in (None, "") else None, f"ini option {ini}")
+    raw["tolerance"] = (config.getoption("npuperf_tolerance"), "--npuperf-tolerance")
+    raw["tolerance_ini"] = (config.getini("npuperf_tolerance") or None, "ini option npuperf_tolerance")
+    raw["save_baseline"] = (config.getoption("npuperf_save_baseline"), "--npuperf-save-baseline")
+    raw["reason"] = (config.getoption("npuperf_reason"), "--npuperf-reason")
+    return raw
+
+
+def get_settings(config: pytest.Config) -> Settings:
+    """The run's validated settings (for conftest files that shape the suite)."""
+    return config.stash[SETTINGS_KEY]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "npu: a Mistral inference performance test (run with -m npu).")
+    config.addinivalue_line(
+        "markers",
+        "npuperf(tolerance={metric: fraction}, budget={metric: limit}): per-test tolerance floors "
+        "and absolute budgets on metric medians (upper limit for times and memory, lower for tokens_per_s).",
+    )
+    if config.getoption("help", False):
+        return
+    try:
+        settings = build_settings(_raw_settings(config), Path(str(config.rootpath)))
+    except SettingsError as exc:
+        raise pytest.UsageError(f"pytest-npuperf: {exc}") from None
+    config.stash[SETTINGS_KEY] = settings
+    prepare_torch_import()
+    plugin = NpuPerfPlugin(settings)
+    config.stash[PLUGIN_KEY] = plugin
+    config.pluginmanager.register(plugin, "npuperf-run")
+
+
+def _uses_npuperf(item: pytest.Item) -> bool:
+    return "npuperf" in getattr(item, "fixturenames", ())
+
+
+class NpuPerfPlugin:
+    """Run-level hooks, registered only once the settings are valid."""
+
+    def __init__(self, settings: Settings) -> None:
+        from .session import PerfSession
+
+        self.perf = PerfSession(settings)
+        self.messages: List[str] = []
+        self.active = False
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if not any(_uses_npuperf(item) for item in session.items):
+            return
+        self.active = True
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            for line in self.perf.header_lines():
+                reporter.write_line(line)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        outcome = self.perf.outcomes.get(report.nodeid)
+        if outcome is None:
+            return
+        if report.when == "call" or (report.when != "call" and report.failed):
+            outcome.passed = report.passed if outcome.passed is not False else False
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.active or hasattr(session.config, "workerinput"):
+            return
+        from .baseline import BaselineError
+
+        try:
+            self._write_results()
+        except OSError as exc:
+            self.messages.append(f"npuperf: could not write the results JSON: {exc}")
+        if self.perf.settings.save_baseline:
+            try:
+                self._save_baselines()
+            except BaselineError as exc:
+                self.messages.append(f"npuperf: baseline NOT saved: {exc}")
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _write_results(self) -> None:
+        from .baseline import atomic_write_json
+        from .report import results_document
+
+        path = self.perf.settings.results_path
+        if path is None or not self.perf.outcomes:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, results_document(self._run_header(), list(self.perf.outcomes.values())))
+        self.messages.append(f"npuperf: results written to {path}")
+
+    def _run_header(self) -> Dict[str, Any]:
+        s = self.perf.settings
+        header: Dict[str, Any] = {
+            "started_at": self.perf.started_at,
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in s.__dict__.items()},
+            "stack": self.perf.stack,
+            "model": self.perf.model_name,
+        }
+        try:
+            device = self.perf.device()
+            header.update(device=device.kind, device_name=device.name(), profile=device.profile())
+        except DeviceUnavailable as exc:
+            header["device_unavailable"] = str(exc)
+        return header
+
+    def _save_baselines(self) -> None:
+        groups: Dict[Tuple[str, str], List[Any]] = {}
+        skipped = []
+        for outcome in self.perf.outcomes.values():
+            if not outcome.passed or outcome.result is None:
+                skipped.append(outcome.test_id)
+                continue
+            groups.setdefault((outcome.result.profile, outcome.result.extra["model"]), []).append(outcome.result)
+        for (profile, model), results in groups.items():
+            path = self.perf.store.save(profile, model, results, reason=self.perf.settings.reason)
+            self.messages.append(f"npuperf: saved {len(results)} baseline entries to {path}")
+        if skipped:
+            self.messages.append(
+                f"npuperf: {len(skipped)} failing test(s) not saved as baseline: " + ", ".join(skipped)
+            )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.active:
+            return
+        from .report import summary_lines
+
+        lines = summary_lines(list(self.perf.outcomes.values()))
+        if lines or self.messages:
+            terminalreporter.section("npuperf summary")
+            for line in lines + self.messages:
+                terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def npuperf_session(pytestconfig: pytest.Config) -> Any:
+    """The run's PerfSession; skips every perf test with the reason when the device is absent."""
+    plugin = pytestconfig.stash[PLUGIN_KEY]
+    try:
+        plugin.perf.device()
+    except DeviceUnavailable as exc:
+        pytest.skip(str(exc))
+    return plugin.perf
+
+
+@pytest.fixture
+def npuperf(request: pytest.FixtureRequest, npuperf_session: Any) -> Generator[NpuPerf, None, None]:
+    """Measure Mistral generation in this test: ``npuperf.generate(precision, batch_size, workload)``."""
+    tolerances: Dict[str, float] = {}
+    budgets: Dict[str, float] = {}
+    # Closest marker last, so that a test's own marker beats its module's and class's.
+    for marker in reversed(list(request.node.iter_markers("npuperf"))):
+        if marker.args:
+            raise pytest.UsageError(f"{request.node.nodeid}: npuperf marker takes keyword arguments only")
+        try:
+            tol, bud = marker_overrides(marker.kwargs, f"{request.node.nodeid} npuperf marker")
+        except SettingsError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        tolerances.update(tol)
+        budgets.update(bud)
+    yield NpuPerf(npuperf_session, request.node.nodeid, tolerances, budgets, request.node.user_properties)

@@ -1,0 +1,130 @@
+"""The data model: Workload, Sample, Result. Plain dataclasses that round-trip through JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Everything that must be equal for two results to be comparable."""
+
+    model_id: str
+    model_fingerprint: str
+    precision: str
+    batch_size: int
+    prompt_ids: Tuple[str, ...]
+    prompt_tokens: Tuple[int, ...]
+    max_new_tokens: int
+    mode: str = "eager-greedy-fixed-length"
+
+    def differences(self, other: "Workload") -> List[str]:
+        """Human lines, one per field that differs: 'max_new_tokens: 80 (baseline) vs 120 (now)'."""
+        lines = []
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if mine != theirs:
+                lines.append(f"{f.name}: {_short(theirs)} (baseline) vs {_short(mine)} (now)")
+        return lines
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data["prompt_ids"] = list(self.prompt_ids)
+        data["prompt_tokens"] = list(self.prompt_tokens)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Workload":
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["prompt_ids"] = tuple(kwargs.get("prompt_ids", ()))
+        kwargs["prompt_tokens"] = tuple(int(t) for t in kwargs.get("prompt_tokens", ()))
+        return cls(**kwargs)
+
+
+def _short(value: Any) -> str:
+    text = str(list(value)) if isinstance(value, tuple) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass
+class Sample:
+    """One measured generation of a whole batch.
+
+    Per-request lists are in batch order. In a static batch every request starts with the
+    batch and ends with it, so each request waited the whole e2e time: that, not e2e divided
+    by the batch size, is its latency.
+    """
+
+    e2e_s: float
+    ttft_s: float
+    tpot_s: float
+    tokens_per_s: float
+    output_tokens: List[int]
+    request_e2e_s: List[float]
+    request_ttft_s: List[float]
+    request_tpot_s: List[float]
+    token_times_s: List[float] = field(default_factory=list)  # host-ready time of each step
+    peak_allocated_bytes: Optional[int] = None
+    peak_reserved_bytes: Optional[int] = None
+    device_used_bytes: Optional[int] = None
+    peak_rss_bytes: Optional[int] = None
+    output_checksum: str = ""
+
+    @property
+    def itl_s(self) -> List[float]:
+        t = self.token_times_s
+        return [b - a for a, b in zip(t, t[1:])]
+
+    def metric(self, name: str) -> Optional[float]:
+        value = getattr(self, name, None)
+        return None if value is None else float(value)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Sample":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Result:
+    """All samples of one test, with what ran and where."""
+
+    test_id: str
+    profile: str
+    workload: Workload
+    samples: List[Sample]
+    stack: Dict[str, Any]
+    timestamp: str
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def values(self, metric: str) -> List[float]:
+        out = [s.metric(metric) for s in self.samples]
+        return [v for v in out if v is not None]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "test_id": self.test_id,
+            "profile": self.profile,
+            "workload": self.workload.to_dict(),
+            "samples": [s.to_dict() for s in self.samples],
+            "stack": self.stack,
+            "timestamp": self.timestamp,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Result":
+        return cls(
+            test_id=data["test_id"],
+            profile=data["profile"],
+            workload=Workload.from_dict(data["workload"]),
+            samples=[Sample.from_dict(s) for s in data["samples"]],
+            stack=dict(data.get("stack", {})),
+            timestamp=data.get("timestamp", ""),
+            extra=dict(data.get("extra", {})),
+        )

@@ -1,0 +1,233 @@
+"""Frozen, validated settings built from command line, ini file and defaults.
+
+Every value is checked here, once, and a bad one raises :class:`SettingsError` naming where
+it came from, what was wrong and what is accepted. The plugin turns that into a pytest usage
+error. Precedence: marker (per test, see :func:`marker_overrides`) > command line > ini >
+default.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+from .metrics import METRICS
+
+DEVICES = ("auto", "npu", "cuda", "cpu")
+BUILTIN_MODELS = ("tiny", "mistral-7b")
+PRESETS: Dict[str, Dict[str, Any]] = {
+    # The study's workloads and output length.
+    "full": {"max_new_tokens": 120,
+             "workloads": ("zh_qa", "en_qa", "code_gen", "reasoning", "long_summary")},
+    # An explicit shorter run for CPUs and smoke checks; its results never compare with 'full'
+    # ones because the output length is part of the workload.
+    "quick": {"max_new_tokens": 32, "workloads": ("zh_qa", "en_qa")},
+}
+MAX_TOLERANCE = 10.0
+
+
+class SettingsError(ValueError):
+    """A bad option value; the message says where it came from and what is accepted."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str = "auto"
+    model: str = "auto"  # 'auto' -> tiny on cpu, mistral-7b on an accelerator
+    baseline_dir: Path = Path("baselines")
+    save_baseline: bool = False
+    reason: str = ""
+    warmup: int = 1
+    runs: int = 5
+    max_runs: int = 10
+    preset: str = "full"
+    max_new_tokens: int = 120
+    tolerances: Tuple[Tuple[str, float], ...] = ()
+    alpha: float = 0.05
+    results_path: Optional[Path] = None
+    threads: Optional[int] = None
+    workloads: Tuple[str, ...] = field(default=PRESETS["full"]["workloads"])
+
+    @property
+    def tolerance_map(self) -> Dict[str, float]:
+        return dict(self.tolerances)
+
+    def with_tolerances(self, extra: Mapping[str, float]) -> "Settings":
+        merged = dict(self.tolerances)
+        merged.update(extra)
+        return replace(self, tolerances=tuple(sorted(merged.items())))
+
+
+# A raw value and a human description of where it came from ("--npuperf-runs", "ini ...").
+Raw = Tuple[Any, str]
+
+
+def _int(raw: Raw, minimum: int) -> int:
+    value, source = raw
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise SettingsError(f"{source}: expected an integer, got {value!r}") from None
+    if number < minimum:
+        raise SettingsError(f"{source}: must be >= {minimum}, got {number}")
+    return number
+
+
+def _choice(raw: Raw, choices: Sequence[str]) -> str:
+    value, source = raw
+    text = str(value).strip()
+    if text not in choices:
+        raise SettingsError(f"{source}: {text!r} is not one of {', '.join(choices)}")
+    return text
+
+
+def parse_fraction(value: Any, source: str, low: float = 0.0, high: float = MAX_TOLERANCE) -> float:
+    """A relative tolerance such as 0.05 or 5%."""
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+    except ValueError:
+        raise SettingsError(
+            f"{source}: expected a fraction such as 0.05 or 5%, got {value!r}"
+        ) from None
+    if not math.isfinite(number) or not (low < number <= high):
+        raise SettingsError(f"{source}: must be > {low:g} and <= {high:g}, got {text}")
+    return number
+
+
+def parse_tolerance_items(items: Sequence[str], source: str) -> Dict[str, float]:
+    """METRIC=FRACTION entries (repeatable option or ini lines)."""
+    result: Dict[str, float] = {}
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise SettingsError(f"{source}: expected METRIC=FRACTION (e.g. e2e_s=0.05), got {item!r}")
+        check_metric_name(name, source)
+        result[name] = parse_fraction(value, f"{source} {name}")
+    return result
+
+
+def check_metric_name(name: str, source: str) -> None:
+    if name not in METRICS:
+        raise SettingsError(f"{source}: unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+
+
+def _model(raw: Raw, rootdir: Path) -> str:
+    value, source = raw
+    text = str(value).strip()
+    if text in BUILTIN_MODELS or text == "auto":
+        return text
+    path = Path(os.path.expanduser(text))
+    if not path.is_absolute():
+        path = rootdir / path
+    if not path.is_dir():
+        raise SettingsError(
+            f"{source}: {text!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}) nor an "
+            "existing checkpoint folder; pass 'tiny', 'mistral-7b' or the path of a local "
+            "Hugging Face checkpoint"
+        )
+    if not (path / "config.json").is_file():
+        raise SettingsError(
+            f"{source}: {path} has no config.json, so it is not a Hugging Face checkpoint folder"
+        )
+    return str(path)
+
+
+def _path(raw: Raw, rootdir: Path) -> Path:
+    value, source = raw
+    text = str(value).strip()
+    if not text:
+        raise SettingsError(f"{source}: empty path")
+    path = Path(os.path.expanduser(text))
+    return path if path.is_absolute() else rootdir / path
+
+
+def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
+    """Validate raw option values (None means 'not given') into a Settings."""
+
+    def given(name: str) -> Optional[Raw]:
+        item = raw.get(name)
+        if item is None or item[0] is None:
+            return None
+        return item
+
+    kwargs: Dict[str, Any] = {}
+    if given("device"):
+        kwargs["device"] = _choice(raw["device"], DEVICES)
+    if given("model"):
+        kwargs["model"] = _model(raw["model"], rootdir)
+    preset = _choice(raw["preset"], tuple(PRESETS)) if given("preset") else "full"
+    kwargs["preset"] = preset
+    kwargs["workloads"] = tuple(PRESETS[preset]["workloads"])
+    kwargs["max_new_tokens"] = (
+        _int(raw["max_new_tokens"], 2) if given("max_new_tokens") else PRESETS[preset]["max_new_tokens"]
+    )
+    kwargs["baseline_dir"] = _path(raw["baseline_dir"], rootdir) if given("baseline_dir") else rootdir / "baselines"
+    kwargs["save_baseline"] = bool(raw["save_baseline"][0]) if given("save_baseline") else False
+    kwargs["reason"] = str(raw["reason"][0]).strip() if given("reason") else ""
+    if given("warmup"):
+        kwargs["warmup"] = _int(raw["warmup"], 0)
+    runs = _int(raw["runs"], 1) if given("runs") else Settings.runs
+    kwargs["runs"] = runs
+    max_runs = _int(raw["max_runs"], 1) if given("max_runs") else max(Settings.max_runs, runs)
+    if max_runs < runs:
+        raise SettingsError(
+            f"{raw['max_runs'][1]}: the cap on runs ({max_runs}) is below the number of runs ({runs})"
+        )
+    kwargs["max_runs"] = max_runs
+    tolerances: Dict[str, float] = {}
+    for name in ("tolerance_ini", "tolerance"):  # CLI after ini: CLI wins
+        item = given(name)
+        if item:
+            values, source = item
+            tolerances.update(parse_tolerance_items(list(values), source))
+    kwargs["tolerances"] = tuple(sorted(tolerances.items()))
+    if given("alpha"):
+        kwargs["alpha"] = parse_fraction(raw["alpha"][0], raw["alpha"][1], 0.0, 0.5)
+    if given("results"):
+        text = str(raw["results"][0]).strip()
+        kwargs["results_path"] = None if text.lower() in ("", "none") else _path(raw["results"], rootdir)
+    else:
+        kwargs["results_path"] = rootdir / ".npuperf" / "results.json"
+    if given("threads"):
+        kwargs["threads"] = _int(raw["threads"], 1)
+    return Settings(**kwargs)
+
+
+MARKER_KEYS = ("tolerance", "budget")
+
+
+def marker_overrides(kwargs: Mapping[str, Any], where: str) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """Validate ``@pytest.mark.npuperf(tolerance={...}, budget={...})`` arguments.
+
+    Returns (tolerances, budgets). Budgets are absolute limits on a metric's median:
+    an upper limit for lower-is-better metrics, a lower limit for higher-is-better ones.
+    """
+    unknown = set(kwargs) - set(MARKER_KEYS)
+    if unknown:
+        raise SettingsError(
+            f"{where}: unknown npuperf marker argument(s) {', '.join(sorted(unknown))}; "
+            f"accepted: {', '.join(MARKER_KEYS)}"
+        )
+    tolerances: Dict[str, float] = {}
+    for name, value in dict(kwargs.get("tolerance") or {}).items():
+        check_metric_name(name, f"{where} tolerance")
+        tolerances[name] = parse_fraction(value, f"{where} tolerance {name}")
+    budgets: Dict[str, float] = {}
+    for name, value in dict(kwargs.get("budget") or {}).items():
+        check_metric_name(name, f"{where} budget")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{where} budget {name}: expected a number, got {value!r}") from None
+        if not math.isfinite(number) or number <= 0:
+            raise SettingsError(f"{where} budget {name}: must be a positive number, got {value!r}")
+        budgets[name] = number
+    return tolerances, budgets

@@ -1,0 +1,61 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+TESTS_DIR = Path(__file__).parent
+
+SUITE = textwrap.dedent(
+    """
+    import pytest
+
+    pytestmark = pytest.mark.npu
+
+    @pytest.mark.parametrize("workload", ["zh_qa", "en_qa"])
+    @pytest.mark.parametrize("batch_size", [1, 8], ids=lambda b: f"bs{b}")
+    @pytest.mark.parametrize("precision", ["fp16", "bf16"])
+    def test_generate(npuperf, precision, batch_size, workload):
+        npuperf.generate(precision=precision, batch_size=batch_size, workload=workload)
+    """
+)
+
+
+class NpuPerfTester:
+    """pytester with a fixed ini, baselines and results in the temporary folder."""
+
+    def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pytester = pytester
+        self.monkeypatch = monkeypatch
+        pytester.makeini(
+            "[pytest]\nnpuperf_baseline_dir = baselines\nnpuperf_results = results.json\n"
+            "npuperf_max_new_tokens = 16\n"
+        )
+        pytester.syspathinsert(TESTS_DIR)
+
+    @property
+    def path(self) -> Path:
+        return self.pytester.path
+
+    def fake(self, suite: str = SUITE) -> None:
+        """Synthetic measurements (tests/fakes.py) behind the real plugin."""
+        self.pytester.makeconftest(
+            "import fakes\n\n"
+            "def pytest_configure(config):\n    fakes.install()\n\n"
+            "def pytest_unconfigure(config):\n    fakes.uninstall()\n"
+        )
+        self.pytester.makepyfile(test_perf=suite)
+
+    def run(self, *args: str, seed: int = 0, **env: str) -> pytest.RunResult:
+        self.monkeypatch.setenv("NPUPERF_FAKE_SEED", str(seed))
+        for key in ("NPUPERF_FAKE_SLOWDOWN", "NPUPERF_FAKE_SHORT", "NPUPERF_FAKE_MEMORY"):
+            self.monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            self.monkeypatch.setenv(key, value)
+        return self.pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly", *args)
+
+
+@pytest.fixture
+def npt(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> NpuPerfTester:
+    return NpuPerfTester(pytester, monkeypatch)

@@ -1,0 +1,146 @@
+"""Deterministic synthetic measurements for end-to-end plugin tests.
+
+``install()`` replaces the device, model and timing steps of ``pytest_npuperf.session`` with
+fakes whose samples come from a seeded generator, so the decision logic is exercised through
+the real plugin without real timing noise. Controlled by environment variables:
+
+- NPUPERF_FAKE_SEED: the 'process' seed (a new nightly run = a new seed);
+- NPUPERF_FAKE_SLOWDOWN: 'fp16-bs1-zh_qa=1.3,...' multiplies that test's times;
+- NPUPERF_FAKE_SHORT: 'fp16-bs1-zh_qa' makes that test's first row stop early (EOS);
+- NPUPERF_FAKE_MEMORY: 'fp16-bs1-zh_qa=2.0' multiplies that test's peak memory.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any, Dict, List
+
+from pytest_npuperf import session as session_mod
+from pytest_npuperf.measure import MeasurementError
+from pytest_npuperf.model import LoadedModel
+from pytest_npuperf.result import Sample
+
+NOISE = 0.01  # 1% relative noise per sample
+MIB = 1024 * 1024
+
+
+def _table(name: str) -> Dict[str, float]:
+    out = {}
+    for item in filter(None, os.environ.get(name, "").split(",")):
+        key, _, value = item.partition("=")
+        out[key] = float(value or 1)
+    return out
+
+
+class FakeTimer:
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> float:
+        return 0.0
+
+
+class FakeDevice:
+    kind = "cpu"
+    torch_device = "cpu"
+    timing_source = "synthetic"
+    memory_source = "synthetic"
+
+    def name(self) -> str:
+        return "Fake Accelerator"
+
+    def profile(self) -> str:
+        return "fake-Accelerator"
+
+    def synchronize(self) -> None:
+        pass
+
+    def timer(self) -> FakeTimer:
+        return FakeTimer()
+
+    def reset_peak_memory(self) -> None:
+        pass
+
+    def memory(self) -> Dict[str, Any]:
+        return {}
+
+    def empty_cache(self) -> None:
+        pass
+
+    def info(self) -> Dict[str, Any]:
+        return {"device_kind": "fake", "device_name": self.name()}
+
+    def time_floor(self) -> None:
+        return None
+
+
+class FakeTokenizer:
+    eos_id = 2
+    name = "fake"
+
+    def chat_ids(self, text: str) -> List[int]:
+        return [1] + [5] * (len(text) // 4 + 3)
+
+
+class FakeBatch:
+    def __init__(self, prompts: Any) -> None:
+        self.prompt_ids = [p.prompt_id for p in prompts]
+        self.prompt_tokens = [len(FakeTokenizer().chat_ids(p.text)) for p in prompts]
+
+
+def _load_model(model: str, precision: Any, torch_device: str) -> LoadedModel:
+    return LoadedModel(
+        model_id=model, precision=precision.name, model=object(), tokenizer=FakeTokenizer(),
+        fingerprint="fake-" + precision.name, weight_bytes=1000, linear_weight_bytes=800,
+        attn_implementation="fake",
+    )
+
+
+_PATCHED = ("resolve_device", "load_model", "make_batch", "warm_up", "measure_once")
+_ORIGINALS: Dict[str, Any] = {}
+
+
+def uninstall() -> None:
+    for name, value in _ORIGINALS.items():
+        setattr(session_mod, name, value)
+    _ORIGINALS.clear()
+
+
+def install() -> None:
+    for name in _PATCHED:
+        _ORIGINALS.setdefault(name, getattr(session_mod, name))
+    counters: Dict[str, int] = {}
+    current: Dict[str, str] = {}
+
+    def make_batch(loaded: Any, prompts: Any, torch_device: str) -> FakeBatch:
+        batch = FakeBatch(prompts)
+        current["id"] = f"{loaded.precision}-bs{len(prompts)}-{prompts[0].prompt_id}"
+        return batch
+
+    def measure_once(loaded: Any, device: Any, batch: FakeBatch, max_new_tokens: int, clock: Any = None) -> Sample:
+        test = current["id"]
+        n = counters.get(test, 0)
+        counters[test] = n + 1
+        rng = random.Random(f"{os.environ.get('NPUPERF_FAKE_SEED', '0')}|{test}|{n}")
+        slow = _table("NPUPERF_FAKE_SLOWDOWN").get(test, 1.0)
+        bs = len(batch.prompt_ids)
+        counts = [max_new_tokens] * bs
+        if test in _table("NPUPERF_FAKE_SHORT"):
+            counts[0] = max_new_tokens // 2
+            raise MeasurementError(f"output length is not fixed: rows (index, real tokens) [(0, {counts[0]})]")
+        ttft = 0.020 * (1 + 0.1 * bs) * slow * (1 + rng.gauss(0, NOISE))
+        tpot = 0.010 * (1 + 0.05 * bs) * slow * (1 + rng.gauss(0, NOISE))
+        e2e = ttft + tpot * (max_new_tokens - 1)
+        mem = int((500 + 10 * bs) * MIB * _table("NPUPERF_FAKE_MEMORY").get(test, 1.0))
+        return Sample(
+            e2e_s=e2e, ttft_s=ttft, tpot_s=tpot, tokens_per_s=sum(counts) / e2e, output_tokens=counts,
+            request_e2e_s=[e2e] * bs, request_ttft_s=[ttft] * bs, request_tpot_s=[tpot] * bs,
+            peak_allocated_bytes=mem, peak_reserved_bytes=mem + 64 * MIB,
+        )
+
+    session_mod.resolve_device = lambda requested, index=0: (FakeDevice(), [])
+    session_mod.load_model = _load_model
+    session_mod.make_batch = make_batch
+    session_mod.warm_up = lambda *a, **k: None
+    session_mod.measure_once = measure_once
