@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 ENV_PREFIXES = (
@@ -75,7 +76,7 @@ def ascend_versions(environ: Mapping[str, str], root: str = "/usr/local/Ascend")
         if cann:
             break
         cfg = os.path.join(home, "version.cfg")
-        text = _safe(lambda: open(cfg, encoding="utf-8").read())
+        text = _safe(lambda path=cfg: Path(path).read_text(encoding="utf-8"))
         match = re.search(r"runtime_running_version=\[[^:\]]*:([^\]]+)\]", text or "")
         if match:
             cann = match.group(1)

@@ -6,9 +6,8 @@ the ``npuperf`` fixture, so ``pytest --help`` works where ``import torch_npu`` f
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Dict, Generator, List, Optional, Tuple
+from typing import Any, Dict, Generator, List, Tuple
 
 import pytest
 
@@ -22,7 +21,9 @@ PLUGIN_KEY = pytest.StashKey["NpuPerfPlugin"]()
 # (option name, ini name, help, kind); one help text serves both.
 _OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
     ("device", "npuperf_device", f"device to run on: {'|'.join(DEVICES)} (auto: npu, else cuda, else cpu). Default auto.", "string"),
-    ("model", "npuperf_model", "model: tiny | mistral-7b | PATH of a local Hugging Face checkpoint. Default: tiny on cpu, mistral-7b on an accelerator.", "string"),
+    ("model", "npuperf_model",
+     "model: tiny | mistral-7b | PATH of a local Hugging Face checkpoint. Default: tiny on cpu, mistral-7b on an accelerator.",
+     "string"),
     ("baseline_dir", "npuperf_baseline_dir", "folder of stored baselines. Default: <rootdir>/baselines.", "string"),
     ("preset", "npuperf_preset", f"suite size: {'|'.join(PRESETS)} (quick: 2 workloads, 32 new tokens). Default full.", "string"),
     ("max_new_tokens", "npuperf_max_new_tokens", "fixed output length per request (overrides the preset).", "string"),
@@ -30,7 +31,8 @@ _OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
     ("runs", "npuperf_runs", "timed generations per test (>= 5 lets the statistical gate fire). Default 5.", "string"),
     ("max_runs", "npuperf_max_runs", "cap on runs when a verdict is inconclusive and more samples are taken. Default 10.", "string"),
     ("alpha", "npuperf_alpha", "significance level of the one-sided Mann-Whitney test. Default 0.05.", "string"),
-    ("results", "npuperf_results", "results JSON of the whole run ('none' to disable). Default: <rootdir>/.npuperf/results.json.", "string"),
+    ("results", "npuperf_results",
+     "results JSON of the whole run ('none' to disable). Default: <rootdir>/.npuperf/results.json.", "string"),
     ("threads", "npuperf_threads", "torch CPU threads (torch.set_num_threads). Default: torch's choice.", "string"),
 )
 

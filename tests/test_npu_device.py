@@ -3,9 +3,9 @@
 import sys
 import textwrap
 
+import fake_torch_npu
 import pytest
 
-import fake_torch_npu
 from pytest_npuperf import fingerprint
 from pytest_npuperf.device import DeviceUnavailable, import_torch_npu, resolve_device
 from pytest_npuperf.device.accel import AcceleratorDevice

@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 
 from pytest_npuperf.metrics import METRICS
 from pytest_npuperf.stats import (
-    DRIFT, IMPROVED, INCONCLUSIVE, OK, REGRESSED, decide, min_attainable_p, robust_cv, screen_outliers,
+    DRIFT,
+    IMPROVED,
+    INCONCLUSIVE,
+    OK,
+    REGRESSED,
+    decide,
+    min_attainable_p,
+    robust_cv,
+    screen_outliers,
 )
 
 E2E = METRICS["e2e_s"]
