@@ -11,6 +11,8 @@ import pytest
 from .compare import failure_message
 from .measure import MeasurementError
 from .metrics import METRICS
+from .model import ModelError
+from .quant import QuantizationError
 from .result import Result
 from .session import PerfSession, TestOutcome, check_budgets
 from .stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED
@@ -65,6 +67,8 @@ class NpuPerf:
             )
         except MeasurementError as exc:
             pytest.fail(f"{self.test_id}: measurement error: {exc}", pytrace=False)
+        except (ModelError, QuantizationError) as exc:
+            pytest.fail(f"{self.test_id}: {exc}", pytrace=False)
         self.outcome = outcome
         assert outcome.result is not None and outcome.comparison is not None
         self._record_properties(outcome)

@@ -57,6 +57,11 @@ _METRICS: Tuple[Metric, ...] = (
            abs_floor=64 * MIB, label="peak reserved device memory"),
     Metric("device_used_bytes", "B", False, 0.01, gated=False, statistical=False,
            abs_floor=64 * MIB, label="device-wide used memory"),
+    # Fidelity of int8 against the same model's 16-bit weights; deterministic, so ratio gates.
+    Metric("fidelity_kl", "nats", False, 0.10, statistical=False, abs_floor=0.01,
+           label="KL(16-bit || int8) of next-token distributions"),
+    Metric("fidelity_top1", "", True, 0.01, statistical=False, label="top-1 next-token agreement"),
+    Metric("fidelity_cosine", "", True, 0.005, statistical=False, label="cosine of logits"),
 )
 
 METRICS: Dict[str, Metric] = {m.name: m for m in _METRICS}
@@ -81,4 +86,6 @@ def format_value(metric: Metric, value: Optional[float]) -> str:
         return f"{value * 1e3:.2f}ms"
     if metric.unit == "B":
         return f"{value / MIB:.1f}MiB"
+    if metric.name.startswith("fidelity_"):
+        return f"{value:.4f}"
     return f"{value:.2f}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -106,6 +106,10 @@ class LoadedModel:
     weight_bytes: int
     linear_weight_bytes: int
     attn_implementation: str
+    dense_linear_weight_bytes: int = 0
+    quant_kernel: str = ""
+    # prompt id -> fidelity metrics of the int8 model against its own 16-bit weights
+    fidelity: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
 
 def _torch_dtype(precision: Precision) -> Any:
@@ -217,14 +221,50 @@ def _checkpoint_model(path: str, precision: Precision, torch_device: str) -> Loa
 
 
 def load_model(model: str, precision: Precision, torch_device: str) -> LoadedModel:
-    """Build or load ``model`` ('tiny', 'mistral-7b' or a folder) in ``precision`` on the device."""
-    if precision.quant is not None:
-        raise ModelError(f"precision {precision.name} needs a quantization scheme this build lacks")
+    """Build or load ``model`` ('tiny', 'mistral-7b' or a folder) in ``precision`` on the device.
+
+    An int8 precision loads the 16-bit model, records its logits on the suite's prompts,
+    quantizes the decoder's linear layers in place (the 16-bit weights are freed), proves the
+    weights are int8 and measures the fidelity against the recorded logits.
+    """
     if model == "tiny":
-        return _random_model("tiny", TINY_CONFIG, precision, torch_device)
-    if model == "mistral-7b":
-        return _random_model("mistral-7b", MISTRAL_7B_CONFIG, precision, torch_device)
-    return _checkpoint_model(model, precision, torch_device)
+        loaded = _random_model("tiny", TINY_CONFIG, precision, torch_device)
+    elif model == "mistral-7b":
+        loaded = _random_model("mistral-7b", MISTRAL_7B_CONFIG, precision, torch_device)
+    else:
+        loaded = _checkpoint_model(model, precision, torch_device)
+    if precision.quant is not None:
+        _quantize(loaded, precision, torch_device)
+    return loaded
+
+
+def _prompt_logits(loaded: LoadedModel, torch_device: str) -> Dict[str, Any]:
+    """Logits of one forward pass over each of the suite's prompts, kept on the host."""
+    import torch
+
+    from .workloads import BATCH_PROMPTS, WORKLOADS
+
+    out = {}
+    with torch.inference_mode():
+        for prompt in list(WORKLOADS.values()) + list(BATCH_PROMPTS):
+            ids = torch.tensor([loaded.tokenizer.chat_ids(prompt.text)], device=torch_device)
+            out[prompt.prompt_id] = loaded.model(input_ids=ids).logits[0].float().cpu()
+    return out
+
+
+def _quantize(loaded: LoadedModel, precision: Precision, torch_device: str) -> None:
+    from .quant import KERNELS, check_quantized, fidelity, quantize_model
+
+    backend = torch_device.split(":")[0]
+    reference = _prompt_logits(loaded, torch_device)
+    loaded.dense_linear_weight_bytes = loaded.linear_weight_bytes
+    quantize_model(loaded.model, precision.quant, backend)
+    sizes = module_bytes(loaded.model)
+    loaded.weight_bytes, loaded.linear_weight_bytes = sizes["weight_bytes"], sizes["linear_weight_bytes"]
+    check_quantized(loaded.model, loaded.dense_linear_weight_bytes, loaded.linear_weight_bytes, precision.name)
+    loaded.quant_kernel = KERNELS[(backend, precision.quant)][0]
+    current = _prompt_logits(loaded, torch_device)
+    loaded.fidelity = {pid: fidelity(reference[pid], current[pid]) for pid in reference}
 
 
 def default_model(device_kind: str, requested: str) -> str:

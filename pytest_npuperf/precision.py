@@ -18,6 +18,10 @@ PRECISIONS: Dict[str, Precision] = {
     for p in (
         Precision("fp16", "float16"),
         Precision("bf16", "bfloat16"),
+        # int8 schemes keep bf16 activations: the fast CPU int8 kernel needs them, and the
+        # NPU (Atlas A2/A3) and CUDA kernels accept them.
+        Precision("int8-w8a16", "bfloat16", "w8a16"),
+        Precision("int8-w8a8", "bfloat16", "w8a8"),
     )
 }
 

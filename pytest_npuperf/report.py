@@ -8,7 +8,10 @@ from .metrics import METRICS, format_value
 from .session import TestOutcome
 from .stats import median, robust_cv
 
-SUMMARY_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes", "peak_rss_bytes")
+SUMMARY_METRICS = (
+    "e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes", "peak_rss_bytes",
+    "fidelity_kl", "fidelity_top1", "fidelity_cosine",
+)
 _COLUMNS = ("test", "metric", "median", "spread", "baseline", "change", "tol", "p", "verdict")
 
 

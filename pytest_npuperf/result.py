@@ -71,6 +71,10 @@ class Sample:
     device_used_bytes: Optional[int] = None
     peak_rss_bytes: Optional[int] = None
     output_checksum: str = ""
+    # int8 precisions: one forward pass against the model's own 16-bit weights (deterministic)
+    fidelity_kl: Optional[float] = None
+    fidelity_top1: Optional[float] = None
+    fidelity_cosine: Optional[float] = None
 
     @property
     def itl_s(self) -> List[float]:

@@ -17,9 +17,10 @@ from .compare import Comparison, compare, floors_for
 from .device import Device, DeviceUnavailable, resolve_device
 from .measure import MeasurementError, make_batch, measure_once, warm_up
 from .metrics import METRICS, format_value
-from .model import LoadedModel, default_model, free_model, load_model
+from .model import LoadedModel, ModelError, default_model, free_model, load_model
 from .precision import get_precision
-from .result import Result, Workload
+from .quant import QuantizationError
+from .result import Result, Sample, Workload
 from .settings import Settings
 from .stats import INCONCLUSIVE
 from .workloads import batch_prompts
@@ -162,7 +163,11 @@ class PerfSession:
         outcome = TestOutcome(test_id)
         self.outcomes[test_id] = outcome
         device = self.device()
-        loaded = self.model(precision)
+        try:
+            loaded = self.model(precision)
+        except (ModelError, QuantizationError) as exc:
+            outcome.error = str(exc)
+            raise
         batch = make_batch(loaded, prompts, device.torch_device)
         workload_rec = Workload(
             model_id=loaded.model_id,
@@ -173,9 +178,17 @@ class PerfSession:
             prompt_tokens=tuple(batch.prompt_tokens),
             max_new_tokens=new_tokens,
         )
+        fidelity = batch_fidelity(loaded, batch.prompt_ids)
+
+        def measure() -> Sample:
+            sample = measure_once(loaded, device, batch, new_tokens)
+            for key, value in fidelity.items():
+                setattr(sample, key, value)
+            return sample
+
         try:
             warm_up(loaded, device, batch, new_tokens, s.warmup)
-            samples = [measure_once(loaded, device, batch, new_tokens) for _ in range(s.runs)]
+            samples = [measure() for _ in range(s.runs)]
         except MeasurementError as exc:
             outcome.error = f"measurement error: {exc}"
             raise
@@ -189,6 +202,8 @@ class PerfSession:
             extra={
                 "weight_bytes": loaded.weight_bytes,
                 "linear_weight_bytes": loaded.linear_weight_bytes,
+                "dense_linear_weight_bytes": loaded.dense_linear_weight_bytes or loaded.linear_weight_bytes,
+                "quant_kernel": loaded.quant_kernel,
                 "attn_implementation": loaded.attn_implementation,
                 "tokenizer": getattr(loaded.tokenizer, "name", ""),
                 "model": self.model_name,
@@ -200,12 +215,20 @@ class PerfSession:
         comparison = compare(result, entry, floors, s.alpha)
         if comparison.status == INCONCLUSIVE and len(samples) < s.max_runs:
             # Only the practical gate fired: take more samples, decide once more at alpha/2.
-            samples += [measure_once(loaded, device, batch, new_tokens) for _ in range(s.max_runs - len(samples))]
+            samples += [measure() for _ in range(s.max_runs - len(samples))]
             comparison = compare(result, entry, floors, s.alpha / 2)
             result.extra["resampled_to"] = len(samples)
         outcome.comparison = comparison
         outcome.budget_failures = check_budgets(result, budgets)
         return outcome
+
+
+def batch_fidelity(loaded: LoadedModel, prompt_ids: List[str]) -> Dict[str, float]:
+    """Mean fidelity over the batch's prompts ({} for 16-bit precisions)."""
+    rows = [loaded.fidelity[p] for p in prompt_ids if p in loaded.fidelity]
+    if not rows:
+        return {}
+    return {key: sum(r[key] for r in rows) / len(rows) for key in rows[0]}
 
 
 def check_budgets(result: Result, budgets: Mapping[str, float]) -> List[str]:

@@ -199,7 +199,79 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
     mod = types.ModuleType("torch_npu")
     mod.__version__ = version  # type: ignore[attr-defined]
     mod.npu = npu  # type: ignore[attr-defined]
+    mod.npu_weight_quant_batchmatmul = npu_weight_quant_batchmatmul  # type: ignore[attr-defined]
+    mod.npu_dynamic_quant = npu_dynamic_quant  # type: ignore[attr-defined]
+    mod.npu_quant_matmul = npu_quant_matmul  # type: ignore[attr-defined]
     return mod
+
+
+class ContractError(RuntimeError):
+    """A call that the real operator would reject (reference/torch_npu.md section 3)."""
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ContractError(message)
+
+
+def npu_weight_quant_batchmatmul(x, weight, antiquant_scale, antiquant_offset=None, quant_scale=None,
+                                 quant_offset=None, bias=None, antiquant_group_size=0, inner_precise=0):
+    """y = x @ ((weight + offset) * scale); weight (K, N) int8, per-channel scale (N,) in x's dtype."""
+    import torch
+
+    _require(x.dim() == 2 and x.dtype in (torch.float16, torch.bfloat16), "x must be 2-D fp16/bf16 (M, K)")
+    _require(weight.dim() == 2 and weight.dtype == torch.int8, "weight must be a 2-D int8 tensor (K, N)")
+    k, n = weight.shape
+    _require(x.shape[1] == k, f"x is (M, {x.shape[1]}) but weight is ({k}, {n}): pass the (N, K) weight transposed")
+    _require(1 <= k <= 65535 and 1 <= n <= 65535, "K and N must be in [1, 65535]")
+    _require(antiquant_scale.dtype == x.dtype, "antiquant_scale must have x's dtype")
+    _require(tuple(antiquant_scale.shape) in ((n,), (1, n), (1,), (1, 1)), "antiquant_scale must be (N,) or (1, N)")
+    _require(antiquant_group_size == 0 or antiquant_group_size % 32 == 0, "group size must be 0 or a multiple of 32")
+    w = weight.float()
+    if antiquant_offset is not None:
+        w = w + antiquant_offset.float().reshape(-1)
+    y = x.float() @ (w * antiquant_scale.float().reshape(-1))
+    if bias is not None:
+        y = y + bias.float()
+    return y.to(x.dtype)
+
+
+def npu_dynamic_quant(input, *, smooth_scales=None, group_index=None, dst_type=None):
+    """Per-token symmetric int8: scale = rowmax(|x|) / 127, y = round(x / scale)."""
+    import torch
+
+    _require(input.dtype in (torch.float16, torch.bfloat16), "input must be fp16 or bf16")
+    _require(input.dim() > 1, "input must have rank > 1")
+    _require(dst_type in (None, torch.int8), "only int8 is modelled here")
+    xf = input.float()
+    scale = xf.abs().amax(dim=-1).clamp(min=1e-8) / 127.0
+    y = torch.round(xf / scale.unsqueeze(-1)).clamp(-128, 127).to(torch.int8)
+    return y, scale
+
+
+def npu_quant_matmul(x1, x2, scale, *, offset=None, pertoken_scale=None, bias=None, output_dtype=None, group_sizes=None):
+    """out = x1 @ x2 * scale (* pertoken_scale); x2 (K, N) int8; scale (1,) or (N,)."""
+    import torch
+
+    _require(x1.dtype == torch.int8 and x2.dtype == torch.int8, "x1 and x2 must both be int8")
+    _require(2 <= x1.dim() <= 6 and 2 <= x2.dim() <= 6, "x1 and x2 must have rank 2-6")
+    _require(x1.shape[-1] == x2.shape[-2], f"x1 (..., m, {x1.shape[-1]}) and x2 ({tuple(x2.shape)}) do not chain: x2 must be (K, N)")
+    _require(x1.shape[-1] <= 65535 and x2.shape[-1] <= 65535, "last dimensions must be <= 65535")
+    n = x2.shape[-1]
+    _require(scale.dim() == 1 and scale.shape[0] in (1, n), "scale must be 1-D (1,) or (N,)")
+    _require(scale.dtype in (torch.float32, torch.int64, torch.bfloat16), "scale must be float32, int64 or bfloat16")
+    out_dtype = torch.int8 if output_dtype is None else output_dtype
+    _require(out_dtype in (torch.int8, torch.float16, torch.bfloat16, torch.int32), "unsupported output_dtype")
+    if pertoken_scale is not None:
+        _require(pertoken_scale.dtype == torch.float32, "pertoken_scale must be float32")
+        _require(tuple(pertoken_scale.shape) == (x1.shape[-2],), "pertoken_scale must be (m,)")
+        _require(out_dtype in (torch.float16, torch.bfloat16), "pertoken_scale needs an fp16 or bf16 output")
+        if out_dtype == torch.float16:
+            _require(scale.dtype == torch.float32, "fp16 output with pertoken_scale needs a float32 scale")
+    acc = (x1.to(torch.int64) @ x2.to(torch.int64)).float() * scale.float()
+    if pertoken_scale is not None:
+        acc = acc * pertoken_scale.unsqueeze(-1)
+    return acc.to(out_dtype)
 
 
 def install(monkeypatch: Any, **kwargs: Any) -> types.ModuleType:
