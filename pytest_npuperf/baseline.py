@@ -81,7 +81,8 @@ class BaselineStore:
     def path_for(self, profile: str, model: str) -> Path:
         return self.root / safe_component(profile) / f"{safe_component(model_key(model))}.json"
 
-    def _read(self, path: Path) -> Dict[str, Any]:
+    def read_file(self, path: Path) -> Dict[str, Any]:
+        """The raw document of one baseline file (an empty one if it does not exist)."""
         if not path.exists():
             return {"schema_version": SCHEMA_VERSION, "entries": {}}
         try:
@@ -90,12 +91,14 @@ class BaselineStore:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BaselineError(
                 f"baseline file {path} cannot be read: {exc}. It was left untouched; repair it "
-                "(e.g. 'git checkout -- <file>') or move it away and record a new baseline"
+                "(e.g. 'git checkout -- <file>'), or record anew with --npuperf-force, which keeps "
+                "the broken file beside it"
             ) from None
         if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
             raise BaselineError(
                 f"baseline file {path} is not a pytest-npuperf baseline (no 'entries' object). "
-                "It was left untouched; move it away or restore it from version control"
+                "It was left untouched; restore it from version control, or record anew with "
+                "--npuperf-force, which keeps the broken file beside it"
             )
         version = data.get("schema_version", 1)
         if not isinstance(version, int) or version > SCHEMA_VERSION:
@@ -107,7 +110,7 @@ class BaselineStore:
 
     def load(self, profile: str, model: str) -> Dict[str, BaselineEntry]:
         path = self.path_for(profile, model)
-        data = self._read(path)
+        data = self.read_file(path)
         return {tid: BaselineEntry(tid, entry, path) for tid, entry in data["entries"].items()}
 
     def save(
@@ -118,8 +121,13 @@ class BaselineStore:
         reason: str = "",
         noise_cv: Optional[Mapping[str, Mapping[str, float]]] = None,
         lock_timeout_s: float = 60.0,
+        force: bool = False,
     ) -> Path:
-        """Merge ``results`` into the profile's file; other entries stay as they are."""
+        """Merge ``results`` into the profile's file; other entries stay as they are.
+
+        A file that cannot be read is an error; with ``force`` it is moved aside (kept as
+        ``<name>.corrupt-<time>``) and a new file is started.
+        """
         path = self.path_for(profile, model)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +137,14 @@ class BaselineStore:
                 "--npuperf-baseline-dir"
             ) from None
         with _locked(path.parent, lock_timeout_s):
-            data = self._read(path)
+            try:
+                data = self.read_file(path)
+            except BaselineError:
+                if not force:
+                    raise
+                aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+                os.replace(path, aside)
+                data = {"schema_version": SCHEMA_VERSION, "entries": {}}
             data["schema_version"] = SCHEMA_VERSION
             data["profile"] = profile
             data["model"] = model_key(model)

@@ -18,6 +18,7 @@ class Comparison:
     verdicts: List[Verdict] = field(default_factory=list)
     mismatch: List[str] = field(default_factory=list)
     stack_changes: List[str] = field(default_factory=list)
+    confirmation: str = ""
 
     def verdict(self, metric: str) -> Optional[Verdict]:
         for v in self.verdicts:
@@ -31,6 +32,7 @@ class Comparison:
             "verdicts": [v.to_dict() for v in self.verdicts],
             "mismatch": self.mismatch,
             "stack_changes": self.stack_changes,
+            "confirmation": self.confirmation,
         }
 
 
@@ -49,7 +51,14 @@ def compare(
     entry: Optional[BaselineEntry],
     floors: Mapping[str, float],
     alpha: float,
+    calibrated_floors: Optional[Mapping[str, float]] = None,
 ) -> Comparison:
+    """Verdicts per metric.
+
+    Where the baseline carries between-process noise measured for a metric (``noise_cv``),
+    that noise sets the tolerance (3 x CV) above ``calibrated_floors``, which are the floors
+    without the device profile's blanket allowance for unmeasured noise.
+    """
     if entry is None:
         return Comparison(NO_BASELINE)
     changes = stack_changes(entry.stack, result.stack)
@@ -61,7 +70,9 @@ def compare(
         current, baseline = result.values(name), entry.values(name)
         if not current or not baseline:
             continue
-        verdict = decide(metric, current, baseline, floors[name], alpha, entry.noise_cv.get(name))
+        noise = entry.noise_cv.get(name)
+        floor = floors[name] if noise is None or calibrated_floors is None else calibrated_floors[name]
+        verdict = decide(metric, current, baseline, floor, alpha, noise)
         verdicts.append(verdict)
     gated = [v.status for v in verdicts if METRICS[v.metric].gated]
     return Comparison(worst_status(gated) if gated else OK, verdicts, [], changes)
@@ -97,6 +108,8 @@ def failure_message(test_id: str, comparison: Comparison) -> str:
         regressed = [v for v in comparison.verdicts if v.status == REGRESSED and METRICS[v.metric].gated]
         lines.append(f"{test_id}: performance regressed")
         lines += [f"  REGRESSED {describe(METRICS[v.metric], v)}" for v in regressed]
+    if comparison.confirmation:
+        lines.append(f"  {comparison.confirmation}")
     if comparison.stack_changes:
         lines.append("  stack changes since the baseline: " + "; ".join(comparison.stack_changes))
     else:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import statistics
 import warnings
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import pytest
 
+from .baseline import BaselineError
 from .compare import failure_message
+from .confirm import confirm_regression, in_confirmation_child
 from .measure import MeasurementError
 from .metrics import METRICS
 from .model import ModelError
 from .quant import QuantizationError
 from .result import Result
-from .session import PerfSession, TestOutcome, check_budgets
+from .session import DeviceOutOfMemory, PerfSession, TestOutcome, check_budgets
 from .stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED
 
 
@@ -36,12 +39,16 @@ class NpuPerf:
         tolerances: Mapping[str, float],
         budgets: Mapping[str, float],
         user_properties: List[Tuple[str, Any]],
+        confirm_command: Optional[List[str]] = None,
+        rootdir: Optional[Path] = None,
     ) -> None:
         self._session = session
         self.test_id = test_id
         self._tolerances = dict(tolerances)
         self._budgets = dict(budgets)
         self._user_properties = user_properties
+        self._confirm_command = confirm_command
+        self._rootdir = rootdir
         self.outcome: Optional[TestOutcome] = None
 
     @property
@@ -67,7 +74,7 @@ class NpuPerf:
             )
         except MeasurementError as exc:
             pytest.fail(f"{self.test_id}: measurement error: {exc}", pytrace=False)
-        except (ModelError, QuantizationError) as exc:
+        except (ModelError, QuantizationError, BaselineError, DeviceOutOfMemory) as exc:
             pytest.fail(f"{self.test_id}: {exc}", pytrace=False)
         self.outcome = outcome
         assert outcome.result is not None and outcome.comparison is not None
@@ -98,6 +105,12 @@ class NpuPerf:
         assert outcome.comparison is not None
         comparison = outcome.comparison
         saving = self._session.settings.save_baseline
+        if comparison.status == REGRESSED and not saving and self._confirm_command and not in_confirmation_child():
+            status, account = confirm_regression(self._confirm_command, self.test_id, self._rootdir or Path.cwd())
+            comparison.confirmation = account
+            if status != REGRESSED:
+                warnings.warn(NpuPerfWarning(f"{self.test_id}: regression not confirmed; {account}"), stacklevel=3)
+                return
         if comparison.status in (MISMATCH, REGRESSED) and not saving:
             pytest.fail(failure_message(self.test_id, comparison), pytrace=False)
         if outcome.budget_failures:

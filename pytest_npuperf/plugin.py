@@ -6,8 +6,9 @@ the ``npuperf`` fixture, so ``pytest --help`` works where ``import torch_npu`` f
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any, Dict, Generator, List, Tuple
+from typing import Any, Dict, Generator, List, Optional, Tuple
 
 import pytest
 
@@ -51,6 +52,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("npuperf_tolerance", "tolerance floors, one METRIC=FRACTION per line.", type="linelist", default=[])
     group.addoption("--npuperf-save-baseline", dest="npuperf_save_baseline", action="store_true", default=False,
                     help="record the results of passing tests as the baseline of this device profile.")
+    group.addoption("--npuperf-force", dest="npuperf_force", action="store_true", default=False,
+                    help="with --npuperf-save-baseline: also save failing tests, and replace an unreadable "
+                         "baseline file (the old one is kept beside it as <file>.corrupt-<time>).")
+    group.addoption("--npuperf-strict", dest="npuperf_strict", action="store_true", default=False,
+                    help="fail (instead of skip) the perf tests when the requested device is absent.")
+    group.addoption("--npuperf-confirm", dest="npuperf_confirm", action="store_true", default=False,
+                    help="re-run a regressed test once in a fresh process and fail only if it regresses again.")
     group.addoption("--npuperf-reason", dest="npuperf_reason", default=None, metavar="TEXT",
                     help="why this baseline is recorded (stored with it), e.g. 'CANN 8.0.0 validated'.")
 
@@ -68,6 +76,9 @@ def _raw_settings(config: pytest.Config) -> Dict[str, Tuple[Any, str]]:
     raw["tolerance_ini"] = (config.getini("npuperf_tolerance") or None, "ini option npuperf_tolerance")
     raw["save_baseline"] = (config.getoption("npuperf_save_baseline"), "--npuperf-save-baseline")
     raw["reason"] = (config.getoption("npuperf_reason"), "--npuperf-reason")
+    raw["force"] = (config.getoption("npuperf_force"), "--npuperf-force")
+    raw["strict"] = (config.getoption("npuperf_strict"), "--npuperf-strict")
+    raw["confirm"] = (config.getoption("npuperf_confirm"), "--npuperf-confirm")
     return raw
 
 
@@ -91,9 +102,18 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-npuperf: {exc}") from None
     config.stash[SETTINGS_KEY] = settings
     prepare_torch_import()
-    plugin = NpuPerfPlugin(settings)
+    plugin = NpuPerfPlugin(settings, _confirm_command(config, settings) if settings.confirm else None)
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "npuperf-run")
+
+
+def _confirm_command(config: pytest.Config, settings: Settings) -> List[str]:
+    """The child pytest command that re-runs one test with this run's settings."""
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-W", "ignore::UserWarning",
+           f"--rootdir={config.rootpath}"]
+    if config.inipath is not None:
+        cmd.append(f"-c={config.inipath}")
+    return cmd + settings.as_args()
 
 
 def _uses_npuperf(item: pytest.Item) -> bool:
@@ -103,10 +123,11 @@ def _uses_npuperf(item: pytest.Item) -> bool:
 class NpuPerfPlugin:
     """Run-level hooks, registered only once the settings are valid."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, confirm_command: Optional[List[str]] = None) -> None:
         from .session import PerfSession
 
         self.perf = PerfSession(settings)
+        self.confirm_command = confirm_command
         self.messages: List[str] = []
         self.active = False
 
@@ -172,17 +193,19 @@ class NpuPerfPlugin:
     def _save_baselines(self) -> None:
         groups: Dict[Tuple[str, str], List[Any]] = {}
         skipped = []
+        force = self.perf.settings.force
         for outcome in self.perf.outcomes.values():
-            if not outcome.passed or outcome.result is None:
+            if outcome.result is None or not (outcome.passed or force):
                 skipped.append(outcome.test_id)
                 continue
             groups.setdefault((outcome.result.profile, outcome.result.extra["model"]), []).append(outcome.result)
         for (profile, model), results in groups.items():
-            path = self.perf.store.save(profile, model, results, reason=self.perf.settings.reason)
+            path = self.perf.store.save(profile, model, results, reason=self.perf.settings.reason, force=force)
             self.messages.append(f"npuperf: saved {len(results)} baseline entries to {path}")
         if skipped:
             self.messages.append(
-                f"npuperf: {len(skipped)} failing test(s) not saved as baseline: " + ", ".join(skipped)
+                f"npuperf: {len(skipped)} failing test(s) not saved as baseline (--npuperf-force saves the "
+                "ones that have results): " + ", ".join(skipped)
             )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -204,6 +227,8 @@ def npuperf_session(pytestconfig: pytest.Config) -> Any:
     try:
         plugin.perf.device()
     except DeviceUnavailable as exc:
+        if plugin.perf.settings.strict:
+            pytest.fail(f"{exc} (--npuperf-strict)", pytrace=False)
         pytest.skip(str(exc))
     return plugin.perf
 
@@ -223,4 +248,6 @@ def npuperf(request: pytest.FixtureRequest, npuperf_session: Any) -> Generator[N
             raise pytest.UsageError(str(exc)) from None
         tolerances.update(tol)
         budgets.update(bud)
-    yield NpuPerf(npuperf_session, request.node.nodeid, tolerances, budgets, request.node.user_properties)
+    plugin = request.config.stash[PLUGIN_KEY]
+    yield NpuPerf(npuperf_session, request.node.nodeid, tolerances, budgets, request.node.user_properties,
+                  plugin.confirm_command, Path(str(request.config.rootpath)))

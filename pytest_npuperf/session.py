@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as _dt
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from .baseline import BaselineEntry, BaselineStore
+from .baseline import BaselineEntry, BaselineError, BaselineStore
 from .compare import Comparison, compare, floors_for
 from .device import Device, DeviceUnavailable, resolve_device
 from .measure import MeasurementError, make_batch, measure_once, warm_up
@@ -24,6 +24,18 @@ from .result import Result, Sample, Workload
 from .settings import Settings
 from .stats import INCONCLUSIVE
 from .workloads import batch_prompts
+
+
+class DeviceOutOfMemory(Exception):
+    """The device ran out of memory in one test; the message carries the memory figures."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (CUDA), 'NPU out of memory' RuntimeError, CPU allocator failures."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 def utc_now() -> str:
@@ -68,7 +80,7 @@ class PerfSession:
         self.skipped_devices: List[str] = []
         self.stack: Dict[str, Any] = {}
         self._loaded: Optional[LoadedModel] = None
-        self._baselines: Dict[Tuple[str, str], Dict[str, BaselineEntry]] = {}
+        self._baselines: Dict[Tuple[str, str], Union[Dict[str, BaselineEntry], BaselineError]] = {}
 
     # -- device ---------------------------------------------------------------------------
     def device(self) -> Device:
@@ -137,10 +149,35 @@ class PerfSession:
         return self._loaded
 
     def baseline_entry(self, test_id: str) -> Optional[BaselineEntry]:
+        """The stored entry of this test; a broken file raises BaselineError every time."""
         key = (self.device().profile(), self.model_name)
         if key not in self._baselines:
-            self._baselines[key] = self.store.load(*key)
-        return self._baselines[key].get(test_id)
+            try:
+                self._baselines[key] = self.store.load(*key)
+            except BaselineError as exc:
+                self._baselines[key] = exc
+        found = self._baselines[key]
+        if isinstance(found, BaselineError):
+            raise found
+        return found.get(test_id)
+
+    def _recover_from_oom(self, exc: BaseException) -> str:
+        """Describe the failure with the memory figures, then free the model for the next test."""
+        device = self.device()
+        figures = []
+        try:
+            mem = device.memory()
+            figures = [f"{k}={v / 2**20:.0f}MiB" for k, v in mem.items() if v is not None]
+        except Exception as mem_exc:  # the figures are a courtesy; the OOM is the error
+            figures = [f"memory figures unavailable ({mem_exc})"]
+        free_model(self._loaded)
+        self._loaded = None
+        device.empty_cache()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"out of memory on {device.kind} ({device.name()}): {first}; at the failure: {', '.join(figures)}. "
+            "The model was freed and the session goes on; lower the batch size or use a smaller precision"
+        )
 
     # -- one test -------------------------------------------------------------------------
     def run_generation(
@@ -192,6 +229,11 @@ class PerfSession:
         except MeasurementError as exc:
             outcome.error = f"measurement error: {exc}"
             raise
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            outcome.error = self._recover_from_oom(exc)
+            raise DeviceOutOfMemory(outcome.error) from None
         result = Result(
             test_id=test_id,
             profile=device.profile(),
@@ -210,13 +252,21 @@ class PerfSession:
             },
         )
         outcome.result = result
-        entry = self.baseline_entry(test_id)
-        floors = floors_for(device.time_floor(), {**s.tolerance_map, **tolerances})
-        comparison = compare(result, entry, floors, s.alpha)
+        try:
+            entry = self.baseline_entry(test_id)
+        except BaselineError as exc:
+            if not s.save_baseline:
+                outcome.error = str(exc)
+                raise
+            entry = None  # recording anew; the save itself refuses the broken file unless forced
+        overrides = {**s.tolerance_map, **tolerances}
+        floors = floors_for(device.time_floor(), overrides)
+        calibrated = floors_for(None, overrides)
+        comparison = compare(result, entry, floors, s.alpha, calibrated)
         if comparison.status == INCONCLUSIVE and len(samples) < s.max_runs:
             # Only the practical gate fired: take more samples, decide once more at alpha/2.
             samples += [measure() for _ in range(s.max_runs - len(samples))]
-            comparison = compare(result, entry, floors, s.alpha / 2)
+            comparison = compare(result, entry, floors, s.alpha / 2, calibrated)
             result.extra["resampled_to"] = len(samples)
         outcome.comparison = comparison
         outcome.budget_failures = check_budgets(result, budgets)

@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .metrics import METRICS
 
@@ -39,6 +39,9 @@ class Settings:
     model: str = "auto"  # 'auto' -> tiny on cpu, mistral-7b on an accelerator
     baseline_dir: Path = Path("baselines")
     save_baseline: bool = False
+    force: bool = False  # save failing tests too; replace an unreadable baseline file (kept aside)
+    strict: bool = False  # a requested device that is absent fails instead of skipping
+    confirm: bool = False  # re-run a regressed test in a fresh process; fail only if it regresses again
     reason: str = ""
     warmup: int = 1
     runs: int = 5
@@ -54,6 +57,19 @@ class Settings:
     @property
     def tolerance_map(self) -> Dict[str, float]:
         return dict(self.tolerances)
+
+    def as_args(self) -> List[str]:
+        """Command-line options that reproduce these settings in a child pytest process."""
+        args = [
+            f"--npuperf-device={self.device}", f"--npuperf-model={self.model}",
+            f"--npuperf-baseline-dir={self.baseline_dir}", f"--npuperf-preset={self.preset}",
+            f"--npuperf-max-new-tokens={self.max_new_tokens}", f"--npuperf-warmup={self.warmup}",
+            f"--npuperf-runs={self.runs}", f"--npuperf-max-runs={self.max_runs}", f"--npuperf-alpha={self.alpha}",
+        ]
+        if self.threads is not None:
+            args.append(f"--npuperf-threads={self.threads}")
+        args += [f"--npuperf-tolerance={name}={value}" for name, value in self.tolerances]
+        return args
 
     def with_tolerances(self, extra: Mapping[str, float]) -> "Settings":
         merged = dict(self.tolerances)
@@ -137,6 +153,12 @@ def _model(raw: Raw, rootdir: Path) -> str:
         raise SettingsError(
             f"{source}: {path} has no config.json, so it is not a Hugging Face checkpoint folder"
         )
+    from .model import ModelError, check_checkpoint
+
+    try:
+        check_checkpoint(str(path))
+    except ModelError as exc:
+        raise SettingsError(f"{source}: {exc}") from None
     return str(path)
 
 
@@ -170,7 +192,8 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
         _int(raw["max_new_tokens"], 2) if given("max_new_tokens") else PRESETS[preset]["max_new_tokens"]
     )
     kwargs["baseline_dir"] = _path(raw["baseline_dir"], rootdir) if given("baseline_dir") else rootdir / "baselines"
-    kwargs["save_baseline"] = bool(raw["save_baseline"][0]) if given("save_baseline") else False
+    for flag in ("save_baseline", "force", "strict", "confirm"):
+        kwargs[flag] = bool(raw[flag][0]) if given(flag) else False
     kwargs["reason"] = str(raw["reason"][0]).strip() if given("reason") else ""
     if given("warmup"):
         kwargs["warmup"] = _int(raw["warmup"], 0)

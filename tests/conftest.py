@@ -1,7 +1,12 @@
 import textwrap
 from pathlib import Path
 
+import numpy  # noqa: F401
 import pytest
+import scipy.stats  # noqa: F401
+
+# pytester's in-process runs drop the modules first imported inside them; importing numpy and
+# scipy here keeps them loaded once (numpy refuses to be imported twice in one process).
 
 pytest_plugins = ["pytester"]
 
@@ -49,7 +54,8 @@ class NpuPerfTester:
 
     def run(self, *args: str, seed: int = 0, **env: str) -> pytest.RunResult:
         self.monkeypatch.setenv("NPUPERF_FAKE_SEED", str(seed))
-        for key in ("NPUPERF_FAKE_SLOWDOWN", "NPUPERF_FAKE_SHORT", "NPUPERF_FAKE_MEMORY"):
+        for key in ("NPUPERF_FAKE_SLOWDOWN", "NPUPERF_FAKE_SHORT", "NPUPERF_FAKE_MEMORY", "NPUPERF_FAKE_OOM",
+                    "NPUPERF_FAKE_SLOWDOWN_ONCE"):
             self.monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             self.monkeypatch.setenv(key, value)

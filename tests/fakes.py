@@ -6,8 +6,10 @@ the real plugin without real timing noise. Controlled by environment variables:
 
 - NPUPERF_FAKE_SEED: the 'process' seed (a new nightly run = a new seed);
 - NPUPERF_FAKE_SLOWDOWN: 'fp16-bs1-zh_qa=1.3,...' multiplies that test's times;
+- NPUPERF_FAKE_SLOWDOWN_ONCE: the same, but not in a --npuperf-confirm child process;
 - NPUPERF_FAKE_SHORT: 'fp16-bs1-zh_qa' makes that test's first row stop early (EOS);
-- NPUPERF_FAKE_MEMORY: 'fp16-bs1-zh_qa=2.0' multiplies that test's peak memory.
+- NPUPERF_FAKE_MEMORY: 'fp16-bs1-zh_qa=2.0' multiplies that test's peak memory;
+- NPUPERF_FAKE_OOM: 'fp16-bs8-zh_qa' makes that test run out of device memory.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class FakeDevice:
         pass
 
     def memory(self) -> Dict[str, Any]:
-        return {}
+        return {"peak_allocated_bytes": 60 * 1024 * MIB, "device_used_bytes": 62 * 1024 * MIB}
 
     def empty_cache(self) -> None:
         pass
@@ -89,7 +91,11 @@ class FakeBatch:
         self.prompt_tokens = [len(FakeTokenizer().chat_ids(p.text)) for p in prompts]
 
 
+LOADS: List[str] = []
+
+
 def _load_model(model: str, precision: Any, torch_device: str) -> LoadedModel:
+    LOADS.append(precision.name)
     return LoadedModel(
         model_id=model, precision=precision.name, model=object(), tokenizer=FakeTokenizer(),
         fingerprint="fake-" + precision.name, weight_bytes=1000, linear_weight_bytes=800,
@@ -124,8 +130,12 @@ def install() -> None:
         counters[test] = n + 1
         rng = random.Random(f"{os.environ.get('NPUPERF_FAKE_SEED', '0')}|{test}|{n}")
         slow = _table("NPUPERF_FAKE_SLOWDOWN").get(test, 1.0)
+        if os.environ.get("NPUPERF_CONFIRMING") != "1":  # a slowdown of this process only
+            slow *= _table("NPUPERF_FAKE_SLOWDOWN_ONCE").get(test, 1.0)
         bs = len(batch.prompt_ids)
         counts = [max_new_tokens] * bs
+        if test in _table("NPUPERF_FAKE_OOM"):
+            raise RuntimeError("NPU out of memory. Tried to allocate 2.00 GiB (NPU 0; 60.97 GiB total capacity)")
         if test in _table("NPUPERF_FAKE_SHORT"):
             counts[0] = max_new_tokens // 2
             raise MeasurementError(f"output length is not fixed: rows (index, real tokens) [(0, {counts[0]})]")

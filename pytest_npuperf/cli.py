@@ -1,0 +1,191 @@
+"""``python -m pytest_npuperf``: calibrate noise, compare two result files, show baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from .baseline import BaselineEntry, BaselineError, BaselineStore
+from .compare import compare, floors_for
+from .device.cpu import CPU_TIME_FLOOR
+from .report import short_id, summary_lines
+from .result import Result
+from .session import TestOutcome
+
+CALIBRATED_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s")
+
+
+class CliError(Exception):
+    pass
+
+
+def _load_results(path: Path) -> Dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{path}: cannot read a results JSON ({exc})") from None
+    if not isinstance(data, dict) or "tests" not in data:
+        raise CliError(f"{path}: not a pytest-npuperf results file (no 'tests')")
+    return data
+
+
+def _results(data: Dict[str, Any]) -> Dict[str, Result]:
+    return {t["test_id"]: Result.from_dict(t["result"]) for t in data["tests"] if t.get("result")}
+
+
+def between_process_cv(runs: Sequence[Result]) -> Dict[str, float]:
+    """Relative spread (population SD / mean) of the per-process medians, per metric."""
+    out = {}
+    for name in CALIBRATED_METRICS:
+        medians = [statistics.median(r.values(name)) for r in runs if r.values(name)]
+        if len(medians) >= 2 and statistics.mean(medians) > 0:
+            out[name] = statistics.pstdev(medians) / statistics.mean(medians)
+    return out
+
+
+def pool(runs: Sequence[Result]) -> Result:
+    """One result with the samples of every process (workloads must be equal)."""
+    first = runs[0]
+    for other in runs[1:]:
+        diff = other.workload.differences(first.workload)
+        if diff:
+            raise CliError(f"{first.test_id}: workloads differ between processes: {'; '.join(diff)}")
+    samples = [s for r in runs for s in r.samples]
+    return Result(first.test_id, first.profile, first.workload, samples, first.stack, first.timestamp,
+                  dict(first.extra, calibration_processes=len(runs)))
+
+
+def calibrate(processes: int, pytest_args: List[str], baseline_dir: Path, reason: str) -> int:
+    """Run the suite in fresh processes, then save pooled samples with the measured noise."""
+    if processes < 2:
+        raise CliError("--processes must be at least 2 to measure noise between processes")
+    if any(a.startswith(("--npuperf-baseline-dir", "--npuperf-results", "--npuperf-save-baseline")) for a in pytest_args):
+        raise CliError("pass the baseline folder as --baseline-dir; results and saving are handled by calibrate")
+    per_test: Dict[str, List[Result]] = {}
+    passed_everywhere: Optional[set] = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(processes):
+            out = Path(tmp) / f"run{i}.json"
+            cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args,
+                   f"--npuperf-results={out}", f"--npuperf-baseline-dir={tmp}/empty"]
+            print(f"calibrate: process {i + 1}/{processes}: {' '.join(cmd[1:])}", flush=True)
+            subprocess.run(cmd, check=False)
+            if not out.exists():
+                raise CliError(f"process {i + 1} wrote no results; see its output above")
+            data = _load_results(out)
+            ok = {t["test_id"] for t in data["tests"] if t.get("passed") and t.get("result")}
+            passed_everywhere = ok if passed_everywhere is None else passed_everywhere & ok
+            for tid, result in _results(data).items():
+                per_test.setdefault(tid, []).append(result)
+    keep = {tid: runs for tid, runs in per_test.items() if tid in (passed_everywhere or set()) and len(runs) == processes}
+    if not keep:
+        raise CliError("no test passed in every process; nothing to record")
+    store = BaselineStore(baseline_dir)
+    groups: Dict[tuple, List[Result]] = {}
+    noise: Dict[str, Dict[str, float]] = {}
+    for tid, runs in keep.items():
+        pooled = pool(runs)
+        noise[tid] = between_process_cv(runs)
+        groups.setdefault((pooled.profile, pooled.extra.get("model", pooled.workload.model_id)), []).append(pooled)
+    print(f"{'test':<28}" + "".join(f"{m:>14}" for m in CALIBRATED_METRICS) + "   (between-process CV)")
+    for tid in keep:
+        print(f"{short_id(tid):<28}" + "".join(f"{noise[tid].get(m, 0) * 100:>13.1f}%" for m in CALIBRATED_METRICS))
+    for (profile, model), results in groups.items():
+        path = store.save(profile, model, results, reason=reason or f"noise calibration over {processes} processes",
+                          noise_cv=noise)
+        print(f"calibrate: saved {len(results)} entries with their between-process noise to {path}")
+    dropped = sorted(set(per_test) - set(keep))
+    if dropped:
+        print(f"calibrate: not saved (failed or missing in some process): {', '.join(dropped)}")
+    return 0
+
+
+def compare_files(a: Path, b: Path, alpha: float) -> int:
+    """Stack A (baseline) against stack B: the verdict table; exit 1 if anything regressed."""
+    data_a, data_b = _load_results(a), _load_results(b)
+    res_a, res_b = _results(data_a), _results(data_b)
+    common = [tid for tid in res_b if tid in res_a]
+    if not common:
+        raise CliError(f"{a} and {b} have no test in common")
+    outcomes = []
+    for tid in common:
+        ra, rb = res_a[tid], res_b[tid]
+        entry = BaselineEntry(tid, {"workload": ra.workload.to_dict(), "samples": [s.to_dict() for s in ra.samples],
+                                    "stack": ra.stack}, a)
+        time_floor = CPU_TIME_FLOOR if rb.profile.startswith("cpu-") else None
+        comparison = compare(rb, entry, floors_for(time_floor, {}), alpha, floors_for(None, {}))
+        if ra.profile != rb.profile:
+            comparison.mismatch.append(f"profile: {ra.profile} (A) vs {rb.profile} (B)")
+            comparison.status = "MISMATCH"
+        outcomes.append(TestOutcome(tid, rb, comparison))
+    print(f"A: {a} ({data_a['run'].get('profile')}, {data_a['run'].get('started_at')})")
+    print(f"B: {b} ({data_b['run'].get('profile')}, {data_b['run'].get('started_at')})")
+    changes = outcomes[0].comparison.stack_changes if outcomes[0].comparison else []
+    print("stack changes A -> B: " + ("; ".join(changes) if changes else "none recorded"))
+    for line in summary_lines(outcomes):
+        print(line)
+    only = sorted(set(res_a) ^ set(res_b))
+    if only:
+        print(f"in one file only: {', '.join(short_id(t) for t in only)}")
+    return 1 if any(o.status in ("REGRESSED", "MISMATCH") for o in outcomes) else 0
+
+
+def show(baseline_dir: Path) -> int:
+    files = sorted(Path(baseline_dir).glob("*/*.json"))
+    if not files:
+        print(f"no baselines under {baseline_dir}")
+        return 0
+    store = BaselineStore(baseline_dir)
+    for path in files:
+        try:
+            data = store.read_file(path)
+        except BaselineError as exc:
+            print(f"{path}: UNREADABLE: {exc}")
+            continue
+        entries = data["entries"]
+        print(f"{path}: profile {data.get('profile')}, model {data.get('model')}, {len(entries)} tests")
+        for tid, entry in sorted(entries.items()):
+            stack = entry.get("stack", {})
+            e2e = [s.get("e2e_s") for s in entry.get("samples", []) if s.get("e2e_s") is not None]
+            tps = [s.get("tokens_per_s") for s in entry.get("samples", []) if s.get("tokens_per_s") is not None]
+            noise = " noise-calibrated" if entry.get("noise_cv") else ""
+            print(f"  {short_id(tid):<28} e2e {statistics.median(e2e) * 1e3 if e2e else float('nan'):9.2f}ms "
+                  f"{statistics.median(tps) if tps else float('nan'):9.1f} tok/s  n={len(e2e)}  "
+                  f"{entry.get('recorded_at', '')}  cann={stack.get('cann_version')} torch_npu={stack.get('torch_npu')} "
+                  f"torch={stack.get('torch')}{noise}  {entry.get('reason', '')}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_npuperf", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_cal = sub.add_parser("calibrate", help="record baselines in several fresh processes, with their between-process noise")
+    p_cal.add_argument("--processes", type=int, default=3)
+    p_cal.add_argument("--baseline-dir", type=Path, default=Path("baselines"))
+    p_cal.add_argument("--reason", default="")
+    p_cal.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: the pytest command line, e.g. perf_tests -m npu")
+    p_cmp = sub.add_parser("compare", help="compare two results JSON files (A = baseline, B = candidate)")
+    p_cmp.add_argument("a", type=Path)
+    p_cmp.add_argument("b", type=Path)
+    p_cmp.add_argument("--alpha", type=float, default=0.05)
+    p_show = sub.add_parser("show", help="list the stored baselines")
+    p_show.add_argument("--baseline-dir", type=Path, default=Path("baselines"))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "calibrate":
+            extra = [a for a in args.pytest_args if a != "--"] or ["perf_tests", "-m", "npu"]
+            return calibrate(args.processes, extra, args.baseline_dir, args.reason)
+        if args.command == "compare":
+            return compare_files(args.a, args.b, args.alpha)
+        return show(args.baseline_dir)
+    except (CliError, BaselineError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
