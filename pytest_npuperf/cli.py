@@ -39,13 +39,19 @@ def _results(data: Dict[str, Any]) -> Dict[str, Result]:
     return {t["test_id"]: Result.from_dict(t["result"]) for t in data["tests"] if t.get("result")}
 
 
-def between_process_cv(runs: Sequence[Result]) -> Dict[str, float]:
-    """Relative spread (population SD / mean) of the per-process medians, per metric."""
+def between_process_cv(medians: Sequence[float]) -> float:
+    """Sample SD / mean of per-process medians: the (n-1) SD, because with 3-5 processes the
+    population SD underestimates the spread the next process will show."""
+    return statistics.stdev(medians) / statistics.mean(medians) if len(medians) >= 2 else 0.0
+
+
+def noise_of(runs: Sequence[Result]) -> Dict[str, float]:
+    """Between-process CV per calibrated metric."""
     out = {}
     for name in CALIBRATED_METRICS:
         medians = [statistics.median(r.values(name)) for r in runs if r.values(name)]
         if len(medians) >= 2 and statistics.mean(medians) > 0:
-            out[name] = statistics.pstdev(medians) / statistics.mean(medians)
+            out[name] = between_process_cv(medians)
     return out
 
 
@@ -91,7 +97,7 @@ def calibrate(processes: int, pytest_args: List[str], baseline_dir: Path, reason
     noise: Dict[str, Dict[str, float]] = {}
     for tid, runs in keep.items():
         pooled = pool(runs)
-        noise[tid] = between_process_cv(runs)
+        noise[tid] = noise_of(runs)
         groups.setdefault((pooled.profile, pooled.extra.get("model", pooled.workload.model_id)), []).append(pooled)
     print(f"{'test':<28}" + "".join(f"{m:>14}" for m in CALIBRATED_METRICS) + "   (between-process CV)")
     for tid in keep:
