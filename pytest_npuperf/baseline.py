@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -65,6 +66,8 @@ class BaselineEntry:
         self.recorded_at: str = str(data.get("recorded_at", ""))
         self.reason: str = str(data.get("reason", ""))
         # Between-process noise per metric (relative CV), when it was measured.
+        # Earlier baselines of this test, oldest first: {recorded_at, reason, stack, medians, ...}.
+        self.history: List[Dict[str, Any]] = [h for h in data.get("history", []) if isinstance(h, dict)]
         self.noise_cv: Dict[str, float] = {
             k: float(v) for k, v in dict(data.get("noise_cv", {})).items()
         }
@@ -151,6 +154,8 @@ class BaselineStore:
             for result in results:
                 old = data["entries"].get(result.test_id, {})
                 entry = dict(old) if isinstance(old, dict) else {}
+                if entry.get("samples"):
+                    entry["history"] = list(entry.get("history", [])) + [history_item(entry)]
                 entry.update(
                     {
                         "workload": result.workload.to_dict(),
@@ -167,6 +172,28 @@ class BaselineStore:
                 data["entries"][result.test_id] = entry
             atomic_write_json(path, data)
         return path
+
+
+def history_item(entry: Mapping[str, Any]) -> Dict[str, Any]:
+    """What is kept of a replaced baseline: medians, stack, when and why (not the raw samples)."""
+    from .fingerprint import STACK_KEYS
+    from .metrics import METRICS
+
+    samples = [s for s in entry.get("samples", []) if isinstance(s, dict)]
+    medians = {}
+    for name in METRICS:
+        values = [s[name] for s in samples if isinstance(s.get(name), (int, float))]
+        if values:
+            medians[name] = statistics.median(values)
+    stack = dict(entry.get("stack", {}))
+    return {
+        "recorded_at": entry.get("recorded_at", ""),
+        "reason": entry.get("reason", ""),
+        "stack": {k: stack.get(k) for k in STACK_KEYS},
+        "workload": entry.get("workload", {}),
+        "medians": medians,
+        "n": len(samples),
+    }
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

@@ -165,6 +165,36 @@ def show(baseline_dir: Path) -> int:
                   f"{statistics.median(tps) if tps else float('nan'):9.1f} tok/s  n={len(e2e)}  "
                   f"{entry.get('recorded_at', '')}  cann={stack.get('cann_version')} torch_npu={stack.get('torch_npu')} "
                   f"torch={stack.get('torch')}{noise}  {entry.get('reason', '')}")
+            for old in entry.get("history", []):
+                tps_old = old.get("medians", {}).get("tokens_per_s")
+                e2e_old = old.get("medians", {}).get("e2e_s")
+                print(f"    earlier: e2e {e2e_old * 1e3 if e2e_old else float('nan'):9.2f}ms "
+                      f"{tps_old if tps_old else float('nan'):9.1f} tok/s  {old.get('recorded_at', '')}  "
+                      f"cann={old.get('stack', {}).get('cann_version')} torch_npu={old.get('stack', {}).get('torch_npu')} "
+                      f"torch={old.get('stack', {}).get('torch')}  {old.get('reason', '')}")
+    return 0
+
+
+def report(results: Path, html_path: Optional[Path], markdown: Optional[Path], bench: Optional[Path],
+           baseline_dir: Path) -> int:
+    """Render the outputs of a stored results JSON."""
+    from .baseline import atomic_write_json
+    from .export import benchmark_json, markdown_summary
+
+    doc = _load_results(results)
+    if not (html_path or markdown or bench):
+        raise CliError("nothing to write: give --html, --markdown and/or --benchmark-json")
+    if html_path:
+        from .html import render_html
+
+        html_path.write_text(render_html(doc, BaselineStore(baseline_dir)), encoding="utf-8")
+        print(f"HTML report written to {html_path}")
+    if markdown:
+        markdown.write_text(markdown_summary(doc), encoding="utf-8")
+        print(f"Markdown summary written to {markdown}")
+    if bench:
+        atomic_write_json(bench, benchmark_json(doc))
+        print(f"pytest-benchmark JSON written to {bench}")
     return 0
 
 
@@ -180,7 +210,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_cmp.add_argument("a", type=Path)
     p_cmp.add_argument("b", type=Path)
     p_cmp.add_argument("--alpha", type=float, default=0.05)
-    p_show = sub.add_parser("show", help="list the stored baselines")
+    p_rep = sub.add_parser("report", help="render HTML / Markdown / pytest-benchmark JSON from a results JSON")
+    p_rep.add_argument("results", type=Path)
+    p_rep.add_argument("--html", type=Path)
+    p_rep.add_argument("--markdown", type=Path)
+    p_rep.add_argument("--benchmark-json", type=Path)
+    p_rep.add_argument("--baseline-dir", type=Path, default=Path("baselines"))
+    p_show = sub.add_parser("show", help="list the stored baselines and their history")
     p_show.add_argument("--baseline-dir", type=Path, default=Path("baselines"))
     args = parser.parse_args(argv)
     try:
@@ -189,6 +225,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return calibrate(args.processes, extra, args.baseline_dir, args.reason)
         if args.command == "compare":
             return compare_files(args.a, args.b, args.alpha)
+        if args.command == "report":
+            return report(args.results, args.html, args.markdown, args.benchmark_json, args.baseline_dir)
         return show(args.baseline_dir)
     except (CliError, BaselineError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from .baseline import BaselineEntry
 from .fingerprint import stack_changes
@@ -34,6 +34,16 @@ class Comparison:
             "stack_changes": self.stack_changes,
             "confirmation": self.confirmation,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Comparison":
+        return cls(
+            status=data["status"],
+            verdicts=[Verdict.from_dict(v) for v in data.get("verdicts", [])],
+            mismatch=list(data.get("mismatch", [])),
+            stack_changes=list(data.get("stack_changes", [])),
+            confirmation=data.get("confirmation", ""),
+        )
 
 
 def floors_for(time_floor: Optional[float], overrides: Mapping[str, float]) -> Dict[str, float]:

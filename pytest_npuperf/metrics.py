@@ -86,6 +86,8 @@ def format_value(metric: Metric, value: Optional[float]) -> str:
         return f"{value * 1e3:.2f}ms"
     if metric.unit == "B":
         return f"{value / MIB:.1f}MiB"
+    if metric.name == "fidelity_kl":
+        return f"{value:.2e}"
     if metric.name.startswith("fidelity_"):
         return f"{value:.4f}"
     return f"{value:.2f}"

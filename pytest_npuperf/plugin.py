@@ -6,13 +6,15 @@ the ``npuperf`` fixture, so ``pytest --help`` works where ``import torch_npu`` f
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, Generator, List, Optional, Tuple
 
 import pytest
 
-from .device import DeviceUnavailable, prepare_torch_import
+from .device import DeviceShared, DeviceUnavailable, prepare_torch_import
 from .fixture import NpuPerf
 from .settings import DEVICES, PRESETS, Settings, SettingsError, build_settings, marker_overrides
 
@@ -35,6 +37,11 @@ _OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
     ("results", "npuperf_results",
      "results JSON of the whole run ('none' to disable). Default: <rootdir>/.npuperf/results.json.", "string"),
     ("threads", "npuperf_threads", "torch CPU threads (torch.set_num_threads). Default: torch's choice.", "string"),
+    ("html", "npuperf_html", "write a self-contained offline HTML report (charts included) to PATH.", "string"),
+    ("markdown", "npuperf_markdown",
+     "write a Markdown summary to PATH. Default: appended to $GITHUB_STEP_SUMMARY when that is set.", "string"),
+    ("export_benchmark_json", "npuperf_export_benchmark_json",
+     "also write the results in pytest-benchmark's JSON format (e2e latency as the timed value) to PATH.", "string"),
 )
 
 
@@ -100,6 +107,10 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = build_settings(_raw_settings(config), Path(str(config.rootpath)))
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-npuperf: {exc}") from None
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # a pytest-xdist worker: one device per worker
+        settings = replace(settings, worker_index=int(str(workerinput["workerid"]).lstrip("gw") or 0),
+                           worker_count=int(workerinput.get("workercount", 1)))
     config.stash[SETTINGS_KEY] = settings
     prepare_torch_import()
     plugin = NpuPerfPlugin(settings, _confirm_command(config, settings) if settings.confirm else None)
@@ -140,8 +151,35 @@ class NpuPerfPlugin:
             for line in self.perf.header_lines():
                 reporter.write_line(line)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Generator[None, Any, Any]:
+        report = yield
+        outcome = self.perf.outcomes.get(item.nodeid)
+        if outcome is not None and report.when == "call":
+            report.npuperf_outcome = outcome.to_dict()  # travels to the xdist controller
+        return report
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_to_serializable(self, config: pytest.Config, report: Any) -> Generator[None, Any, Any]:
+        data = yield
+        if data is not None and getattr(report, "npuperf_outcome", None) is not None:
+            data["npuperf_outcome"] = report.npuperf_outcome
+        return data
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_from_serializable(self, config: pytest.Config, data: Any) -> Generator[None, Any, Any]:
+        report = yield
+        if report is not None and isinstance(data, dict) and "npuperf_outcome" in data:
+            report.npuperf_outcome = data["npuperf_outcome"]
+        return report
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         outcome = self.perf.outcomes.get(report.nodeid)
+        if outcome is None and getattr(report, "npuperf_outcome", None) is not None:
+            from .session import TestOutcome
+
+            outcome = self.perf.outcomes[report.nodeid] = TestOutcome.from_dict(report.npuperf_outcome)
+            self.active = True  # the xdist controller: it collected nothing itself
         if outcome is None:
             return
         if report.when == "call" or (report.when != "call" and report.failed):
@@ -154,9 +192,9 @@ class NpuPerfPlugin:
         from .baseline import BaselineError
 
         try:
-            self._write_results()
+            self._write_outputs()
         except OSError as exc:
-            self.messages.append(f"npuperf: could not write the results JSON: {exc}")
+            self.messages.append(f"npuperf: could not write an output file: {exc}")
         if self.perf.settings.save_baseline:
             try:
                 self._save_baselines()
@@ -164,29 +202,54 @@ class NpuPerfPlugin:
                 self.messages.append(f"npuperf: baseline NOT saved: {exc}")
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    def _write_results(self) -> None:
+    def _write_outputs(self) -> None:
         from .baseline import atomic_write_json
         from .report import results_document
 
-        path = self.perf.settings.results_path
-        if path is None or not self.perf.outcomes:
+        if not self.perf.outcomes:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, results_document(self._run_header(), list(self.perf.outcomes.values())))
-        self.messages.append(f"npuperf: results written to {path}")
+        s = self.perf.settings
+        doc = results_document(self._run_header(), list(self.perf.outcomes.values()))
+        if s.results_path is not None:
+            s.results_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(s.results_path, doc)
+            self.messages.append(f"npuperf: results written to {s.results_path}")
+        if s.export_benchmark_json is not None:
+            from .export import benchmark_json
+
+            atomic_write_json(s.export_benchmark_json, benchmark_json(doc))
+            self.messages.append(f"npuperf: pytest-benchmark JSON written to {s.export_benchmark_json}")
+        markdown = s.markdown_path
+        if markdown is None and os.environ.get("GITHUB_STEP_SUMMARY"):
+            markdown = Path(os.environ["GITHUB_STEP_SUMMARY"])
+        if markdown is not None:
+            from .export import markdown_summary
+
+            with open(markdown, "a", encoding="utf-8") as fh:
+                fh.write(markdown_summary(doc))
+            self.messages.append(f"npuperf: Markdown summary written to {markdown}")
+        if s.html_path is not None:
+            from .html import render_html
+
+            s.html_path.write_text(render_html(doc, self.perf.store), encoding="utf-8")
+            self.messages.append(f"npuperf: HTML report written to {s.html_path}")
 
     def _run_header(self) -> Dict[str, Any]:
+        from .session import utc_now
+
         s = self.perf.settings
         header: Dict[str, Any] = {
             "started_at": self.perf.started_at,
+            "finished_at": utc_now(),
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in s.__dict__.items()},
             "stack": self.perf.stack,
             "model": self.perf.model_name,
         }
         try:
             device = self.perf.device()
-            header.update(device=device.kind, device_name=device.name(), profile=device.profile())
-        except DeviceUnavailable as exc:
+            header.update(device=device.kind, device_name=device.name(), profile=device.profile(),
+                          timing=device.timing_source)
+        except (DeviceUnavailable, DeviceShared) as exc:
             header["device_unavailable"] = str(exc)
         return header
 
@@ -226,6 +289,8 @@ def npuperf_session(pytestconfig: pytest.Config) -> Any:
     plugin = pytestconfig.stash[PLUGIN_KEY]
     try:
         plugin.perf.device()
+    except DeviceShared as exc:
+        pytest.fail(str(exc), pytrace=False)
     except DeviceUnavailable as exc:
         if plugin.perf.settings.strict:
             pytest.fail(f"{exc} (--npuperf-strict)", pytrace=False)

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from .baseline import BaselineEntry, BaselineError, BaselineStore
 from .compare import Comparison, compare, floors_for
-from .device import Device, DeviceUnavailable, resolve_device
+from .device import Device, DeviceShared, DeviceUnavailable, resolve_device
 from .measure import MeasurementError, make_batch, measure_once, warm_up
 from .metrics import METRICS, format_value
 from .model import LoadedModel, ModelError, default_model, free_model, load_model
@@ -68,6 +68,18 @@ class TestOutcome:
             "comparison": self.comparison.to_dict() if self.comparison else None,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TestOutcome":
+        """The inverse of to_dict (outcomes travel from xdist workers to the controller)."""
+        return cls(
+            test_id=data["test_id"],
+            result=Result.from_dict(data["result"]) if data.get("result") else None,
+            comparison=Comparison.from_dict(data["comparison"]) if data.get("comparison") else None,
+            budget_failures=list(data.get("budget_failures", [])),
+            error=data.get("error", ""),
+            passed=data.get("passed"),
+        )
+
 
 class PerfSession:
     def __init__(self, settings: Settings) -> None:
@@ -77,6 +89,7 @@ class PerfSession:
         self.outcomes: Dict[str, TestOutcome] = {}
         self._device: Optional[Device] = None
         self._device_error: Optional[str] = None
+        self._device_shared = False
         self.skipped_devices: List[str] = []
         self.stack: Dict[str, Any] = {}
         self._loaded: Optional[LoadedModel] = None
@@ -87,16 +100,21 @@ class PerfSession:
         """Resolve once; later calls re-raise the same DeviceUnavailable."""
         if self._device is None and self._device_error is None:
             try:
-                self._device, self.skipped_devices = resolve_device(self.settings.device)
+                self._device, self.skipped_devices = resolve_device(
+                    self.settings.device, self.settings.worker_index, self.settings.worker_count
+                )
             except DeviceUnavailable as exc:
                 self._device_error = f"--npuperf-device {self.settings.device}: {exc}"
+            except DeviceShared as exc:
+                self._device_error = str(exc)
+                self._device_shared = True
             else:
                 self._configure_threads()
                 from .fingerprint import collect
 
                 self.stack = collect(self._device.kind, self._device.info())
         if self._device is None:
-            raise DeviceUnavailable(self._device_error)
+            raise (DeviceShared if self._device_shared else DeviceUnavailable)(self._device_error)
         return self._device
 
     def _configure_threads(self) -> None:
@@ -119,7 +137,7 @@ class PerfSession:
         ]
         try:
             device = self.device()
-        except DeviceUnavailable as exc:
+        except (DeviceUnavailable, DeviceShared) as exc:
             return lines + [f"npuperf device: unavailable: {exc}"]
         st = self.stack
         lines.append(

@@ -51,8 +51,14 @@ class Settings:
     tolerances: Tuple[Tuple[str, float], ...] = ()
     alpha: float = 0.05
     results_path: Optional[Path] = None
+    html_path: Optional[Path] = None
+    markdown_path: Optional[Path] = None
+    export_benchmark_json: Optional[Path] = None
     threads: Optional[int] = None
     workloads: Tuple[str, ...] = field(default=PRESETS["full"]["workloads"])
+    # Filled by the plugin under pytest-xdist: this process's device index and the worker count.
+    worker_index: int = 0
+    worker_count: int = 1
 
     @property
     def tolerance_map(self) -> Dict[str, float]:
@@ -219,6 +225,9 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
         kwargs["results_path"] = None if text.lower() in ("", "none") else _path(raw["results"], rootdir)
     else:
         kwargs["results_path"] = rootdir / ".npuperf" / "results.json"
+    for name, key in (("html", "html_path"), ("markdown", "markdown_path"), ("export_benchmark_json", "export_benchmark_json")):
+        if given(name):
+            kwargs[key] = _path(raw[name], rootdir)
     if given("threads"):
         kwargs["threads"] = _int(raw["threads"], 1)
     return Settings(**kwargs)

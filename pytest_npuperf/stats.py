@@ -116,6 +116,10 @@ class Verdict:
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Verdict":
+        return cls(**data)
+
 
 def decide(
     metric: Metric,

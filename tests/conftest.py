@@ -4,9 +4,11 @@ from pathlib import Path
 import numpy  # noqa: F401
 import pytest
 import scipy.stats  # noqa: F401
+import torch  # noqa: F401
 
-# pytester's in-process runs drop the modules first imported inside them; importing numpy and
-# scipy here keeps them loaded once (numpy refuses to be imported twice in one process).
+# pytester's in-process runs drop the modules first imported inside them; importing numpy,
+# scipy and torch here keeps them loaded once (numpy refuses to be imported twice in one
+# process, and a second import of torch's C extension crashes it).
 
 pytest_plugins = ["pytester"]
 
@@ -46,6 +48,7 @@ class NpuPerfTester:
     def fake(self, suite: str = SUITE) -> None:
         """Synthetic measurements (tests/fakes.py) behind the real plugin."""
         self.pytester.makeconftest(
+            f"import sys\nsys.path.insert(0, {str(TESTS_DIR)!r})  # child processes too\n"
             "import fakes\n\n"
             "def pytest_configure(config):\n    fakes.install()\n\n"
             "def pytest_unconfigure(config):\n    fakes.uninstall()\n"
@@ -55,7 +58,7 @@ class NpuPerfTester:
     def run(self, *args: str, seed: int = 0, **env: str) -> pytest.RunResult:
         self.monkeypatch.setenv("NPUPERF_FAKE_SEED", str(seed))
         for key in ("NPUPERF_FAKE_SLOWDOWN", "NPUPERF_FAKE_SHORT", "NPUPERF_FAKE_MEMORY", "NPUPERF_FAKE_OOM",
-                    "NPUPERF_FAKE_SLOWDOWN_ONCE"):
+                    "NPUPERF_FAKE_SLOWDOWN_ONCE", "NPUPERF_FAKE_DEVICES"):
             self.monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             self.monkeypatch.setenv(key, value)

@@ -18,6 +18,7 @@ import os
 import random
 from typing import Any, Dict, List
 
+from pytest_npuperf import device as device_mod
 from pytest_npuperf import session as session_mod
 from pytest_npuperf.measure import MeasurementError
 from pytest_npuperf.model import LoadedModel
@@ -49,6 +50,9 @@ class FakeDevice:
     timing_source = "synthetic"
     memory_source = "synthetic"
 
+    def __init__(self, index: int = 0) -> None:
+        self.index = index
+
     def name(self) -> str:
         return "Fake Accelerator"
 
@@ -71,7 +75,8 @@ class FakeDevice:
         pass
 
     def info(self) -> Dict[str, Any]:
-        return {"device_kind": "fake", "device_name": self.name()}
+        return {"device_kind": "fake", "device_name": self.name(),
+                "device_count": int(os.environ.get("NPUPERF_FAKE_DEVICES", "1"))}
 
     def time_floor(self) -> None:
         return None
@@ -103,19 +108,25 @@ def _load_model(model: str, precision: Any, torch_device: str) -> LoadedModel:
     )
 
 
-_PATCHED = ("resolve_device", "load_model", "make_batch", "warm_up", "measure_once")
+_PATCHED = ("load_model", "make_batch", "warm_up", "measure_once")
 _ORIGINALS: Dict[str, Any] = {}
 
 
 def uninstall() -> None:
     for name, value in _ORIGINALS.items():
-        setattr(session_mod, name, value)
+        if name == "cpu_factory":
+            device_mod._FACTORIES["cpu"] = value
+        else:
+            setattr(session_mod, name, value)
     _ORIGINALS.clear()
 
 
 def install() -> None:
+    """The fake device answers where the CPU would (npu and cuda are absent here)."""
     for name in _PATCHED:
         _ORIGINALS.setdefault(name, getattr(session_mod, name))
+    _ORIGINALS.setdefault("cpu_factory", device_mod._FACTORIES["cpu"])
+    device_mod._FACTORIES["cpu"] = lambda index: FakeDevice(index)
     counters: Dict[str, int] = {}
     current: Dict[str, str] = {}
 
@@ -149,7 +160,6 @@ def install() -> None:
             peak_allocated_bytes=mem, peak_reserved_bytes=mem + 64 * MIB,
         )
 
-    session_mod.resolve_device = lambda requested, index=0: (FakeDevice(), [])
     session_mod.load_model = _load_model
     session_mod.make_batch = make_batch
     session_mod.warm_up = lambda *a, **k: None

@@ -166,15 +166,9 @@ def test_files_are_read_as_json_only(tmp_path):
         store.load("cpu-X", "tiny")
 
 
-def _child_can_import_fakes(npt):
-    from conftest import TESTS_DIR
-
-    npt.monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])))
-
 
 def test_confirm_passes_a_regression_that_a_fresh_process_does_not_repeat(npt):
     npt.fake()
-    _child_can_import_fakes(npt)
     npt.run(SAVE)
     result = npt.run("--npuperf-confirm", "-k", "fp16-bs1-zh_qa", seed=1, NPUPERF_FAKE_SLOWDOWN_ONCE="fp16-bs1-zh_qa=1.3")
     result.assert_outcomes(passed=1, deselected=7)
@@ -183,7 +177,6 @@ def test_confirm_passes_a_regression_that_a_fresh_process_does_not_repeat(npt):
 
 def test_confirm_fails_a_regression_that_repeats(npt):
     npt.fake()
-    _child_can_import_fakes(npt)
     npt.run(SAVE)
     result = npt.run("--npuperf-confirm", "-k", "fp16-bs1-zh_qa", seed=1, NPUPERF_FAKE_SLOWDOWN="fp16-bs1-zh_qa=1.3")
     result.assert_outcomes(failed=1, deselected=7)
@@ -194,7 +187,6 @@ def test_calibrate_stores_between_process_noise(npt, capsys):
     from pytest_npuperf.cli import main
 
     npt.fake()
-    _child_can_import_fakes(npt)
     npt.monkeypatch.chdir(npt.path)
     assert main(["calibrate", "--processes", "3", "--baseline-dir", "cal", "--", "test_perf.py", "-k", "bs1"]) == 0
     out = capsys.readouterr().out

@@ -14,7 +14,7 @@ from typing import Any, List, Tuple
 
 from .base import Device, DeviceUnavailable, Timer
 
-__all__ = ["Device", "DeviceUnavailable", "Timer", "resolve_device", "import_torch_npu"]
+__all__ = ["Device", "DeviceShared", "DeviceUnavailable", "Timer", "resolve_device", "import_torch_npu"]
 
 _CANN_HINT = (
     "CANN is not set up in this environment: run 'source /usr/local/Ascend/ascend-toolkit/set_env.sh' "
@@ -67,8 +67,6 @@ def _npu(index: int) -> Device:
         visible = os.environ.get("ASCEND_RT_VISIBLE_DEVICES")
         extra = f" (ASCEND_RT_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
         raise DeviceUnavailable(f"torch_npu imported but no NPU is visible{extra}; check npu-smi info")
-    if index >= count:
-        raise DeviceUnavailable(f"NPU index {index} requested but only {count} visible")
     module.set_device(index)
     from .accel import AcceleratorDevice
 
@@ -82,8 +80,6 @@ def _cuda(index: int) -> Device:
         raise DeviceUnavailable(f"import torch failed: {exc}") from None
     if not torch.cuda.is_available():
         raise DeviceUnavailable("torch.cuda.is_available() is False (no GPU, or a CPU-only torch build)")
-    if index >= torch.cuda.device_count():
-        raise DeviceUnavailable(f"CUDA index {index} requested but only {torch.cuda.device_count()} visible")
     torch.cuda.set_device(index)
     from .accel import AcceleratorDevice
 
@@ -99,17 +95,35 @@ def _cpu(index: int) -> Device:
 _FACTORIES = {"npu": _npu, "cuda": _cuda, "cpu": _cpu}
 
 
-def resolve_device(requested: str, index: int = 0) -> Tuple[Device, List[str]]:
+class DeviceShared(Exception):
+    """More parallel workers than devices: two would time on one device."""
+
+
+def resolve_device(requested: str, index: int = 0, workers: int = 1) -> Tuple[Device, List[str]]:
     """The device to run on, and why each better candidate was passed over (for the header).
 
-    An explicit request that cannot be met raises DeviceUnavailable.
+    ``index`` is this process's device (the xdist worker number), ``workers`` the number of
+    processes sharing the machine. An explicit request that cannot be met raises
+    DeviceUnavailable; more workers than devices raises DeviceShared.
     """
-    if requested != "auto":
-        return _FACTORIES[requested](index), []
     skipped: List[str] = []
-    for kind in ("npu", "cuda"):
-        try:
-            return _FACTORIES[kind](index), skipped
-        except DeviceUnavailable as exc:
-            skipped.append(f"{kind}: {exc}")
-    return _cpu(index), skipped
+    if requested != "auto":
+        kind = requested
+        device = _FACTORIES[kind](0)
+    else:
+        for kind in ("npu", "cuda", "cpu"):
+            try:
+                device = _FACTORIES[kind](0)
+                break
+            except DeviceUnavailable as exc:
+                skipped.append(f"{kind}: {exc}")
+    count = int(device.info().get("device_count") or 1)
+    if workers > count:
+        raise DeviceShared(
+            f"{workers} parallel workers but only {count} {kind} device(s): workers sharing one device "
+            f"disturb each other's timing and memory, so the numbers would be meaningless; run at most "
+            f"-n {count}, one worker per device"
+        )
+    if index:
+        device = _FACTORIES[kind](index)
+    return device, skipped

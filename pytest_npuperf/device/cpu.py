@@ -111,6 +111,7 @@ class CpuDevice:
         return {
             "device_kind": "cpu",
             "device_name": self.name(),
+            "device_count": 1,
             "cpu_count": os.cpu_count(),
             "cpu_affinity": affinity,
         }

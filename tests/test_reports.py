@@ -1,0 +1,150 @@
+"""Outputs: Markdown summary, pytest-benchmark JSON, HTML report, baseline history, the CLI."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pytest_npuperf.cli import main
+
+SAVE = "--npuperf-save-baseline"
+
+
+def test_markdown_goes_to_the_github_step_summary(npt):
+    npt.fake()
+    npt.run(SAVE)
+    summary = npt.path / "summary.md"
+    result = npt.run(seed=1, GITHUB_STEP_SUMMARY=str(summary), NPUPERF_FAKE_SLOWDOWN="bf16-bs8-en_qa=1.3")
+    result.assert_outcomes(passed=7, failed=1)
+    text = summary.read_text()
+    assert text.startswith("## pytest-npuperf")
+    assert "| `bf16-bs8-en_qa` | ❌ REGRESSED |" in text
+    assert re.search(r"\| `fp16-bs1-zh_qa` \| \S+ (OK|DRIFT|IMPROVED) \| [0-9.]+ms \([+-][0-9.]+%\)", text)
+    assert "### Failures" in text
+    assert re.search(r"- `bf16-bs8-en_qa`: e2e_s \+[23]\d\.\d% \(p=0\.0040\)", text)
+
+
+def test_benchmark_json_is_read_by_pytest_benchmark(npt, tmp_path_factory):
+    npt.fake()
+    npt.run("--npuperf-export-benchmark-json", "bench.json")
+    data = json.loads((npt.path / "bench.json").read_text())
+    assert len(data["benchmarks"]) == 8
+    bench = data["benchmarks"][0]
+    assert bench["stats"]["rounds"] == 5 and len(bench["stats"]["data"]) == 5
+    assert bench["extra_info"]["verdict"] == "NO_BASELINE"
+    runner = "import sys; from pytest_benchmark.cli import main; sys.argv[0] = 'pytest-benchmark'; main()"
+    elsewhere = tmp_path_factory.mktemp("bench")  # its CLI imports the conftest.py files around its folder
+    (elsewhere / "bench.json").write_text((npt.path / "bench.json").read_text())
+    out = subprocess.run([sys.executable, "-c", runner, "compare", "bench.json"],
+                         capture_output=True, text=True, cwd=str(elsewhere))
+    assert out.returncode == 0, out.stderr
+    assert "test_generate[fp16-bs1-zh_qa]" in out.stdout
+
+
+def test_html_report_is_self_contained(npt):
+    npt.fake()
+    npt.run(SAVE, "--npuperf-reason", "first")
+    npt.run(SAVE, "--npuperf-reason", "second", seed=1)
+    result = npt.run("--npuperf-html", "report.html", seed=2)
+    result.stdout.fnmatch_lines(["*HTML report written to *report.html"])
+    text = (npt.path / "report.html").read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert not re.search(r"(src|href)=['\"]?https?:", text)  # nothing loaded from the network
+    assert "<script" not in text
+    assert text.count("data:image/png;base64,") >= 8 + 2 + 1 + 8  # samples, scaling, precisions, history
+    assert "Fake Accelerator" in text and "fp16-bs8-en_qa" in text
+
+
+def test_saving_again_keeps_the_earlier_baseline_as_history(npt, capsys):
+    npt.fake()
+    npt.run(SAVE, "--npuperf-reason", "CANN 8.0.RC1")
+    npt.run(SAVE, "--npuperf-reason", "CANN 8.0.0", seed=1, NPUPERF_FAKE_SLOWDOWN="fp16-bs1-zh_qa=1.5")
+    (path,) = (npt.path / "baselines").rglob("*.json")
+    entry = json.loads(path.read_text())["entries"]["test_perf.py::test_generate[fp16-bs1-zh_qa]"]
+    assert entry["reason"] == "CANN 8.0.0"
+    (old,) = entry["history"]
+    assert old["reason"] == "CANN 8.0.RC1" and old["n"] == 5
+    assert entry["samples"][0]["e2e_s"] > 1.4 * old["medians"]["e2e_s"]
+    assert main(["show", "--baseline-dir", str(npt.path / "baselines")]) == 0
+    out = capsys.readouterr().out
+    assert "earlier:" in out and "CANN 8.0.RC1" in out
+
+
+def test_cli_compares_two_result_files(npt, capsys):
+    npt.fake()
+    npt.run("--npuperf-results", "a.json")
+    npt.run("--npuperf-results", "b.json", seed=1, NPUPERF_FAKE_SLOWDOWN="fp16-bs8-zh_qa=1.2", TASK_QUEUE_ENABLE="2")
+    code = main(["compare", str(npt.path / "a.json"), str(npt.path / "b.json")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "stack changes A -> B: env TASK_QUEUE_ENABLE unknown -> 2" in out
+    assert re.search(r"fp16-bs8-zh_qa\s+e2e_s .* REGRESSED", out)
+
+
+def test_cli_report_renders_from_a_stored_results_file(npt, capsys):
+    npt.fake()
+    npt.run()
+    assert main(["report", str(npt.path / "results.json"), "--html", str(npt.path / "r.html"),
+                 "--markdown", str(npt.path / "r.md")]) == 0
+    assert (npt.path / "r.html").read_text().count("<img") >= 8
+    assert "| test | verdict |" in (npt.path / "r.md").read_text()
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text("[]")
+    assert main(["report", str(bad), "--html", str(tmp_path / "r.html")]) == 2
+    assert "not a pytest-npuperf results file" in capsys.readouterr().err
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_html_report_renders_in_headless_chromium(npt, tmp_path):
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    npt.fake()
+    npt.run(SAVE)
+    npt.run("--npuperf-html", "report.html", seed=1)
+    page = (npt.path / "report.html").as_uri()
+    flags = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600"]
+    dom = subprocess.run([*flags, "--enable-logging=stderr", "--v=0", "--dump-dom", page],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0
+    assert dom.stdout.count("<img") >= 8 + 2 + 1
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert console == []
+    shot = tmp_path / "report.png"
+    subprocess.run([*flags, f"--screenshot={shot}", page], capture_output=True, timeout=120, check=True)
+    from PIL import Image
+
+    image = Image.open(shot).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50  # charts drawn, not a blank page
+
+
+
+def test_xdist_one_worker_per_device_results_merged_on_the_controller(npt):
+    pytest.importorskip("xdist")
+    npt.fake()
+    result = npt.run("-n", "2", SAVE, NPUPERF_FAKE_DEVICES="2")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["*npuperf summary*", "verdicts: NO_BASELINE 8", "*saved 8 baseline entries*"])
+    data = json.loads((npt.path / "results.json").read_text())
+    assert len(data["tests"]) == 8 and all(len(t["result"]["samples"]) == 5 for t in data["tests"])
+    (path,) = (npt.path / "baselines").rglob("*.json")
+    assert len(json.loads(path.read_text())["entries"]) == 8
+
+
+def test_xdist_two_workers_on_one_device_is_refused(npt):
+    pytest.importorskip("xdist")
+    npt.fake()
+    result = npt.run("-n", "2", NPUPERF_FAKE_DEVICES="1")
+    result.assert_outcomes(errors=8)
+    result.stdout.fnmatch_lines(["*2 parallel workers but only 1 cpu device(s)*meaningless*-n 1*"])
