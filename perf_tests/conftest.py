@@ -1,4 +1,5 @@
-"""Shape the suite by the preset: the quick preset keeps only its workloads."""
+"""Shape the suite: the quick preset keeps only its workloads; operators and steps run first,
+so that a failing generation test can name the operators and steps that regressed with it."""
 
 import pytest
 
@@ -13,4 +14,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
         (deselected if workload and workload not in keep else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = selected
+    order = {"test_ops.py": 0, "test_steps.py": 1}
+    items[:] = sorted(selected, key=lambda item: order.get(item.path.name, 2))  # stable within a file

@@ -165,6 +165,8 @@ class BaselineStore:
                         "reason": reason,
                     }
                 )
+                if "calibration" in result.extra:
+                    entry["calibration"] = result.extra["calibration"]
                 if noise_cv and result.test_id in noise_cv:
                     entry["noise_cv"] = dict(noise_cv[result.test_id])
                 else:

@@ -108,7 +108,7 @@ def describe(metric: Metric, v: Verdict) -> str:
     return text
 
 
-def failure_message(test_id: str, comparison: Comparison) -> str:
+def failure_message(test_id: str, comparison: Comparison, related: Optional[List[str]] = None) -> str:
     lines: List[str] = []
     if comparison.status == MISMATCH:
         lines.append(f"{test_id}: workload differs from the baseline, so the results are not comparable:")
@@ -118,6 +118,8 @@ def failure_message(test_id: str, comparison: Comparison) -> str:
         regressed = [v for v in comparison.verdicts if v.status == REGRESSED and METRICS[v.metric].gated]
         lines.append(f"{test_id}: performance regressed")
         lines += [f"  REGRESSED {describe(METRICS[v.metric], v)}" for v in regressed]
+    if related:
+        lines.append("  steps and operators that got slower in this run: " + "; ".join(related))
     if comparison.confirmation:
         lines.append(f"  {comparison.confirmation}")
     if comparison.stack_changes:

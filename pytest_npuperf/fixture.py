@@ -5,19 +5,20 @@ from __future__ import annotations
 import statistics
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import pytest
 
 from .baseline import BaselineError
 from .compare import failure_message
 from .confirm import confirm_regression, in_confirmation_child
+from .kernels import KernelError
 from .measure import MeasurementError
 from .metrics import METRICS
 from .model import ModelError
 from .quant import QuantizationError
 from .result import Result
-from .session import DeviceOutOfMemory, PerfSession, TestOutcome, check_budgets
+from .session import DeviceOutOfMemory, PerfSession, TestOutcome, check_budgets, related_regressions
 from .stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED
 
 
@@ -63,18 +64,30 @@ class NpuPerf:
         max_new_tokens: Optional[int] = None,
     ) -> Result:
         """Warm up, time ``runs`` generations, compare with the baseline; fail on regression."""
+        return self._run(lambda: self._session.run_generation(
+            self.test_id, precision, batch_size, workload, self._tolerances, self._budgets, max_new_tokens))
+
+    def step(self, kind: str, precision: str, batch_size: int, length: int) -> Result:
+        """Time one model step: ``prefill`` over ``length`` tokens or ``decode`` at context ``length``."""
+        return self._run(lambda: self._session.run_step(
+            self.test_id, kind, precision, batch_size, length, self._tolerances, self._budgets))
+
+    def op(self, name: str, precision: str, tokens: int) -> Result:
+        """Time one operator (see ``pytest_npuperf.kernels.OPS``) at the model config's shapes."""
+        return self._run(lambda: self._session.run_op(
+            self.test_id, name, precision, tokens, self._tolerances, self._budgets))
+
+    def _run(self, run: Callable[[], TestOutcome]) -> Result:
         if self.outcome is not None:
             raise RuntimeError(
-                f"{self.test_id}: npuperf.generate was already called; one test measures one "
+                f"{self.test_id}: npuperf measured this test already; one test measures one "
                 "workload, because the test id is the baseline key"
             )
         try:
-            outcome = self._session.run_generation(
-                self.test_id, precision, batch_size, workload, self._tolerances, self._budgets, max_new_tokens
-            )
+            outcome = run()
         except MeasurementError as exc:
             pytest.fail(f"{self.test_id}: measurement error: {exc}", pytrace=False)
-        except (ModelError, QuantizationError, BaselineError, DeviceOutOfMemory) as exc:
+        except (ModelError, QuantizationError, BaselineError, DeviceOutOfMemory, KernelError) as exc:
             pytest.fail(f"{self.test_id}: {exc}", pytrace=False)
         self.outcome = outcome
         assert outcome.result is not None and outcome.comparison is not None
@@ -112,7 +125,8 @@ class NpuPerf:
                 warnings.warn(NpuPerfWarning(f"{self.test_id}: regression not confirmed; {account}"), stacklevel=3)
                 return
         if comparison.status in (MISMATCH, REGRESSED) and not saving:
-            pytest.fail(failure_message(self.test_id, comparison), pytrace=False)
+            related = related_regressions(self._session.outcomes) if comparison.status == REGRESSED else None
+            pytest.fail(failure_message(self.test_id, comparison, related), pytrace=False)
         if outcome.budget_failures:
             pytest.fail(f"{self.test_id}: budget exceeded: " + "; ".join(outcome.budget_failures), pytrace=False)
         if comparison.status in (DRIFT, IMPROVED, INCONCLUSIVE) or (saving and comparison.status in (MISMATCH, REGRESSED)):

@@ -57,6 +57,10 @@ _METRICS: Tuple[Metric, ...] = (
            abs_floor=64 * MIB, label="peak reserved device memory"),
     Metric("device_used_bytes", "B", False, 0.01, gated=False, statistical=False,
            abs_floor=64 * MIB, label="device-wide used memory"),
+    # Model steps and operators: the timed call, and what it achieved (report only).
+    Metric("time_s", "s", False, 0.03, label="time of one step or operator call"),
+    Metric("achieved_tflops", "TFLOP/s", True, 0.03, gated=False, statistical=False, label="achieved TFLOP/s"),
+    Metric("achieved_gb_s", "GB/s", True, 0.03, gated=False, statistical=False, label="achieved GB/s"),
     # Fidelity of int8 against the same model's 16-bit weights; deterministic, so ratio gates.
     Metric("fidelity_kl", "nats", False, 0.10, statistical=False, abs_floor=0.01,
            label="KL(16-bit || int8) of next-token distributions"),
@@ -67,7 +71,7 @@ _METRICS: Tuple[Metric, ...] = (
 METRICS: Dict[str, Metric] = {m.name: m for m in _METRICS}
 
 # Timing metrics: the ones whose floor a noisy device profile may need to raise.
-TIME_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s")
+TIME_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "time_s")
 
 
 def get_metric(name: str) -> Metric:
@@ -90,4 +94,6 @@ def format_value(metric: Metric, value: Optional[float]) -> str:
         return f"{value:.2e}"
     if metric.name.startswith("fidelity_"):
         return f"{value:.4f}"
+    if metric.name.startswith("achieved_"):
+        return f"{value:.4g}"
     return f"{value:.2f}"

@@ -267,6 +267,32 @@ def _quantize(loaded: LoadedModel, precision: Precision, torch_device: str) -> N
     loaded.fidelity = {pid: fidelity(reference[pid], current[pid]) for pid in reference}
 
 
+def cache_kwarg(model: Any) -> str:
+    """The forward argument that takes a KV cache: 'cache' in newer transformers 5.x releases,
+    'past_key_values' before (5.24 accepts both and warns on the old one)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def output_cache(output: Any) -> Any:
+    """The KV cache a forward returned, under either name."""
+    cache = getattr(output, "past_key_values", None)
+    return cache if cache is not None else getattr(output, "cache", None)
+
+
+def model_config(model: str) -> Any:
+    """The config of a model, without building it (operator benchmarks need only shapes)."""
+    from transformers import AutoConfig, MistralConfig
+
+    if model == "tiny":
+        return MistralConfig(**TINY_CONFIG)
+    if model == "mistral-7b":
+        return MistralConfig(**MISTRAL_7B_CONFIG)
+    check_checkpoint(model)
+    return AutoConfig.from_pretrained(model, local_files_only=True, trust_remote_code=False)
+
+
 def default_model(device_kind: str, requested: str) -> str:
     """'auto' means the tiny model on a CPU and the real Mistral-7B shapes on an accelerator."""
     if requested != "auto":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, Generator, List, Optional, Tuple
@@ -15,7 +17,7 @@ from typing import Any, Dict, Generator, List, Optional, Tuple
 import pytest
 
 from .device import DeviceShared, DeviceUnavailable, prepare_torch_import
-from .fixture import NpuPerf
+from .fixture import NpuPerf, NpuPerfWarning
 from .settings import DEVICES, PRESETS, Settings, SettingsError, build_settings, marker_overrides
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -127,6 +129,11 @@ def _confirm_command(config: pytest.Config, settings: Settings) -> List[str]:
     return cmd + settings.as_args()
 
 
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def _uses_npuperf(item: pytest.Item) -> bool:
     return "npuperf" in getattr(item, "fixturenames", ())
 
@@ -141,15 +148,23 @@ class NpuPerfPlugin:
         self.confirm_command = confirm_command
         self.messages: List[str] = []
         self.active = False
+        self.total = 0
+        self.done = 0
+        self.started = 0.0
+        self.reporter: Any = None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if not any(_uses_npuperf(item) for item in session.items):
             return
         self.active = True
+        self.total = sum(1 for item in session.items if _uses_npuperf(item))
+        self.started = time.monotonic()
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             for line in self.perf.header_lines():
                 reporter.write_line(line)
+            if session.config.get_verbosity() >= 1:
+                self.reporter = reporter
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Generator[None, Any, Any]:
@@ -173,6 +188,18 @@ class NpuPerfPlugin:
             report.npuperf_outcome = data["npuperf_outcome"]
         return report
 
+    def check_health(self) -> None:
+        """Before any verdict: is the device as fast as when the baselines were recorded?"""
+        problems = self.perf.health_problems()
+        if not problems:
+            return
+        text = "device health: the calibration is clearly below the baseline's: " + "; ".join(problems)
+        text += " (throttling, another process on the device, or a slower clock?)"
+        self.messages.insert(0, f"npuperf: {text}")
+        if self.perf.settings.strict:
+            pytest.exit(f"pytest-npuperf: {text}; stopped by --npuperf-strict", returncode=pytest.ExitCode.TESTS_FAILED)
+        warnings.warn(NpuPerfWarning(text), stacklevel=2)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         outcome = self.perf.outcomes.get(report.nodeid)
         if outcome is None and getattr(report, "npuperf_outcome", None) is not None:
@@ -184,6 +211,19 @@ class NpuPerfPlugin:
             return
         if report.when == "call" or (report.when != "call" and report.failed):
             outcome.passed = report.passed if outcome.passed is not False else False
+        if report.when == "call" and self.reporter is not None:
+            self.done += 1
+            self.reporter.write_line(self._progress(outcome))
+
+    def _progress(self, outcome: Any) -> str:
+        """'npuperf [12/80] fp16-bs8-zh_qa: 5 runs; elapsed 1m02s, about 5m10s left'."""
+        from .report import short_id
+
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        runs = len(outcome.result.samples) if outcome.result else 0
+        return (f"npuperf [{self.done}/{self.total}] {short_id(outcome.test_id)}: {runs} runs, {outcome.status}; "
+                f"elapsed {_duration(elapsed)}, about {_duration(left)} left")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -275,8 +315,13 @@ class NpuPerfPlugin:
         if not self.active:
             return
         from .report import summary_lines
+        from .session import related_regressions
 
         lines = summary_lines(list(self.perf.outcomes.values()))
+        if any(o.status == "REGRESSED" for o in self.perf.outcomes.values()):
+            related = related_regressions(self.perf.outcomes)
+            if related:
+                lines.append("steps and operators that got slower in this run: " + "; ".join(related))
         if lines or self.messages:
             terminalreporter.section("npuperf summary")
             for line in lines + self.messages:
@@ -295,6 +340,7 @@ def npuperf_session(pytestconfig: pytest.Config) -> Any:
         if plugin.perf.settings.strict:
             pytest.fail(f"{exc} (--npuperf-strict)", pytrace=False)
         pytest.skip(str(exc))
+    plugin.check_health()
     return plugin.perf
 
 

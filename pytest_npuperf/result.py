@@ -50,22 +50,27 @@ def _short(value: Any) -> str:
 
 @dataclass
 class Sample:
-    """One measured generation of a whole batch.
+    """One measured run: a whole batched generation, or one model step / operator call.
 
     Per-request lists are in batch order. In a static batch every request starts with the
     batch and ends with it, so each request waited the whole e2e time: that, not e2e divided
     by the batch size, is its latency.
     """
 
-    e2e_s: float
-    ttft_s: float
-    tpot_s: float
-    tokens_per_s: float
-    output_tokens: List[int]
-    request_e2e_s: List[float]
-    request_ttft_s: List[float]
-    request_tpot_s: List[float]
+    # generation tests
+    e2e_s: Optional[float] = None
+    ttft_s: Optional[float] = None
+    tpot_s: Optional[float] = None
+    tokens_per_s: Optional[float] = None
+    output_tokens: List[int] = field(default_factory=list)
+    request_e2e_s: List[float] = field(default_factory=list)
+    request_ttft_s: List[float] = field(default_factory=list)
+    request_tpot_s: List[float] = field(default_factory=list)
     token_times_s: List[float] = field(default_factory=list)  # host-ready time of each step
+    # model-step and operator tests: one timed call, and what it achieved
+    time_s: Optional[float] = None
+    achieved_tflops: Optional[float] = None
+    achieved_gb_s: Optional[float] = None
     peak_allocated_bytes: Optional[int] = None
     peak_reserved_bytes: Optional[int] = None
     device_used_bytes: Optional[int] = None

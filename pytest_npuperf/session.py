@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .baseline import BaselineEntry, BaselineError, BaselineStore
 from .compare import Comparison, compare, floors_for
@@ -22,7 +22,7 @@ from .precision import get_precision
 from .quant import QuantizationError
 from .result import Result, Sample, Workload
 from .settings import Settings
-from .stats import INCONCLUSIVE
+from .stats import INCONCLUSIVE, REGRESSED
 from .workloads import batch_prompts
 
 
@@ -44,6 +44,7 @@ def utc_now() -> str:
 
 @dataclass
 class TestOutcome:
+    __test__ = False  # not a test class, despite the name
     test_id: str
     result: Optional[Result] = None
     comparison: Optional[Comparison] = None
@@ -93,6 +94,7 @@ class PerfSession:
         self.skipped_devices: List[str] = []
         self.stack: Dict[str, Any] = {}
         self._loaded: Optional[LoadedModel] = None
+        self._calibration: Optional[Dict[str, Any]] = None
         self._baselines: Dict[Tuple[str, str], Union[Dict[str, BaselineEntry], BaselineError]] = {}
 
     # -- device ---------------------------------------------------------------------------
@@ -197,7 +199,97 @@ class PerfSession:
             "The model was freed and the session goes on; lower the batch size or use a smaller precision"
         )
 
+    # -- calibration ------------------------------------------------------------------------
+    def calibration(self) -> Dict[str, Any]:
+        """Achieved matmul TFLOP/s and copy GB/s of this device, measured once per session."""
+        if self._calibration is None:
+            from .roofline import calibrate
+
+            self._calibration = calibrate(self.device())
+        return self._calibration
+
+    def health_problems(self) -> List[str]:
+        """Calibration figures clearly below those stored with this profile's baselines."""
+        from .roofline import health_problems
+
+        key = (self.device().profile(), self.model_name)
+        if key not in self._baselines:
+            try:
+                self._baselines[key] = self.store.load(*key)
+            except BaselineError as exc:
+                self._baselines[key] = exc
+        entries = self._baselines[key]
+        if isinstance(entries, BaselineError):
+            return []  # reported by each test that needs the file
+        stored = [e.raw.get("calibration") for e in entries.values() if isinstance(e.raw.get("calibration"), dict)]
+        if not stored:
+            return []
+        newest = max(stored, key=lambda c: c.get("measured_at", ""))
+        return health_problems(self.calibration(), newest)
+
     # -- one test -------------------------------------------------------------------------
+    def _start(self, test_id: str) -> TestOutcome:
+        outcome = TestOutcome(test_id)
+        self.outcomes[test_id] = outcome
+        return outcome
+
+    def _load(self, outcome: TestOutcome, precision: str) -> LoadedModel:
+        try:
+            return self.model(precision)
+        except (ModelError, QuantizationError) as exc:
+            outcome.error = str(exc)
+            raise
+
+    def _samples(self, outcome: TestOutcome, warm: Callable[[], None], measure: Callable[[], Sample], runs: int) -> List[Sample]:
+        """Warm up, then ``runs`` samples; measurement errors and OOM are recorded on the outcome."""
+        try:
+            warm()
+            return [measure() for _ in range(runs)]
+        except MeasurementError as exc:
+            outcome.error = f"measurement error: {exc}"
+            raise
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            outcome.error = self._recover_from_oom(exc)
+            raise DeviceOutOfMemory(outcome.error) from None
+
+    def _judge(
+        self,
+        outcome: TestOutcome,
+        result: Result,
+        measure: Callable[[], Sample],
+        tolerances: Mapping[str, float],
+        budgets: Mapping[str, float],
+    ) -> TestOutcome:
+        """Compare with the baseline (resampling once when inconclusive) and check budgets."""
+        s = self.settings
+        outcome.result = result
+        result.extra["calibration"] = self.calibration()
+        try:
+            entry = self.baseline_entry(result.test_id)
+        except BaselineError as exc:
+            if not s.save_baseline:
+                outcome.error = str(exc)
+                raise
+            entry = None  # recording anew; the save itself refuses the broken file unless forced
+        overrides = {**s.tolerance_map, **tolerances}
+        floors = floors_for(self.device().time_floor(), overrides)
+        calibrated = floors_for(None, overrides)
+        comparison = compare(result, entry, floors, s.alpha, calibrated)
+        if comparison.status == INCONCLUSIVE and len(result.samples) < s.max_runs:
+            # Only the practical gate fired: take more samples, decide once more at alpha/2.
+            result.samples += self._samples(outcome, lambda: None, measure, s.max_runs - len(result.samples))
+            comparison = compare(result, entry, floors, s.alpha / 2, calibrated)
+            result.extra["resampled_to"] = len(result.samples)
+        outcome.comparison = comparison
+        outcome.budget_failures = check_budgets(result, budgets)
+        return outcome
+
+    def _result(self, test_id: str, workload: Workload, samples: List[Sample], extra: Dict[str, Any]) -> Result:
+        return Result(test_id=test_id, profile=self.device().profile(), workload=workload, samples=samples,
+                      stack=self.stack, timestamp=utc_now(), extra=dict(extra, model=self.model_name))
+
     def run_generation(
         self,
         test_id: str,
@@ -215,14 +307,9 @@ class PerfSession:
         new_tokens = s.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         if new_tokens < 2:
             raise ValueError(f"max_new_tokens must be >= 2 (TPOT needs two tokens), got {new_tokens}")
-        outcome = TestOutcome(test_id)
-        self.outcomes[test_id] = outcome
+        outcome = self._start(test_id)
         device = self.device()
-        try:
-            loaded = self.model(precision)
-        except (ModelError, QuantizationError) as exc:
-            outcome.error = str(exc)
-            raise
+        loaded = self._load(outcome, precision)
         batch = make_batch(loaded, prompts, device.torch_device)
         workload_rec = Workload(
             model_id=loaded.model_id,
@@ -241,54 +328,136 @@ class PerfSession:
                 setattr(sample, key, value)
             return sample
 
-        try:
-            warm_up(loaded, device, batch, new_tokens, s.warmup)
-            samples = [measure() for _ in range(s.runs)]
-        except MeasurementError as exc:
-            outcome.error = f"measurement error: {exc}"
-            raise
-        except Exception as exc:
-            if not is_out_of_memory(exc):
-                raise
-            outcome.error = self._recover_from_oom(exc)
-            raise DeviceOutOfMemory(outcome.error) from None
-        result = Result(
-            test_id=test_id,
-            profile=device.profile(),
-            workload=workload_rec,
-            samples=samples,
-            stack=self.stack,
-            timestamp=utc_now(),
-            extra={
-                "weight_bytes": loaded.weight_bytes,
-                "linear_weight_bytes": loaded.linear_weight_bytes,
-                "dense_linear_weight_bytes": loaded.dense_linear_weight_bytes or loaded.linear_weight_bytes,
-                "quant_kernel": loaded.quant_kernel,
-                "attn_implementation": loaded.attn_implementation,
-                "tokenizer": getattr(loaded.tokenizer, "name", ""),
-                "model": self.model_name,
-            },
-        )
-        outcome.result = result
-        try:
-            entry = self.baseline_entry(test_id)
-        except BaselineError as exc:
-            if not s.save_baseline:
-                outcome.error = str(exc)
-                raise
-            entry = None  # recording anew; the save itself refuses the broken file unless forced
-        overrides = {**s.tolerance_map, **tolerances}
-        floors = floors_for(device.time_floor(), overrides)
-        calibrated = floors_for(None, overrides)
-        comparison = compare(result, entry, floors, s.alpha, calibrated)
-        if comparison.status == INCONCLUSIVE and len(samples) < s.max_runs:
-            # Only the practical gate fired: take more samples, decide once more at alpha/2.
-            samples += [measure() for _ in range(s.max_runs - len(samples))]
-            comparison = compare(result, entry, floors, s.alpha / 2, calibrated)
-            result.extra["resampled_to"] = len(samples)
-        outcome.comparison = comparison
-        outcome.budget_failures = check_budgets(result, budgets)
-        return outcome
+        samples = self._samples(outcome, lambda: warm_up(loaded, device, batch, new_tokens, s.warmup), measure, s.runs)
+        extra = {
+            "weight_bytes": loaded.weight_bytes,
+            "linear_weight_bytes": loaded.linear_weight_bytes,
+            "dense_linear_weight_bytes": loaded.dense_linear_weight_bytes or loaded.linear_weight_bytes,
+            "quant_kernel": loaded.quant_kernel,
+            "attn_implementation": loaded.attn_implementation,
+            "tokenizer": getattr(loaded.tokenizer, "name", ""),
+        }
+        extra.update(generation_picture(loaded, batch.prompt_tokens, new_tokens, samples))
+        return self._judge(outcome, self._result(test_id, workload_rec, samples, extra), measure, tolerances, budgets)
+
+    def _run_kernel(
+        self,
+        outcome: TestOutcome,
+        kernel: Any,
+        workload: Workload,
+        dtype_name: str,
+        tolerances: Mapping[str, float],
+        budgets: Mapping[str, float],
+    ) -> TestOutcome:
+        from .roofline import check_bandwidth
+
+        device = self.device()
+        calibration = self.calibration()
+
+        def call() -> None:
+            kernel.reset()
+            kernel.fn()
+
+        def warm() -> None:
+            for _ in range(self.settings.warmup):
+                call()
+            device.synchronize()
+
+        def measure() -> Sample:
+            kernel.reset()
+            device.synchronize()
+            timer = device.timer()
+            timer.start()
+            kernel.fn()
+            seconds = timer.stop()
+            problem = check_bandwidth(kernel.bytes, seconds, calibration, outcome.test_id)
+            if problem:
+                raise MeasurementError(problem)
+            return Sample(time_s=seconds, achieved_tflops=kernel.flops / seconds / 1e12,
+                          achieved_gb_s=kernel.bytes / seconds / 1e9)
+
+        samples = self._samples(outcome, warm, measure, self.settings.runs)
+        seconds = statistics.median(s.time_s for s in samples)
+        peak_tflops = calibration.get(f"matmul_{dtype_name}_tflops") or calibration.get("matmul_bfloat16_tflops")
+        extra = {
+            "flops": kernel.flops,
+            "bytes": kernel.bytes,
+            "fraction_of_calibrated_tflops": kernel.flops / seconds / 1e12 / peak_tflops if peak_tflops else None,
+            "fraction_of_calibrated_bandwidth": kernel.bytes / seconds / 1e9 / calibration["copy_gb_s"],
+        }
+        result = self._result(outcome.test_id, workload, samples, extra)
+        return self._judge(outcome, result, measure, tolerances, budgets)
+
+    def run_step(
+        self, test_id: str, kind: str, precision: str, batch_size: int, length: int,
+        tolerances: Mapping[str, float], budgets: Mapping[str, float],
+    ) -> TestOutcome:
+        """One prefill forward over ``length`` tokens, or one decode step at context ``length``."""
+        from .kernels import step_kernel
+
+        get_precision(precision)
+        outcome = self._start(test_id)
+        loaded = self._load(outcome, precision)
+        kernel = step_kernel(loaded, kind, batch_size, length, self.device().torch_device)
+        workload = Workload(loaded.model_id, loaded.fingerprint, precision, batch_size, (kind,), (length,),
+                            1 if kind == "decode" else 0, mode=f"step-{kind}")
+        return self._run_kernel(outcome, kernel, workload, get_precision(precision).dtype, tolerances, budgets)
+
+    def run_op(
+        self, test_id: str, name: str, precision: str, tokens: int,
+        tolerances: Mapping[str, float], budgets: Mapping[str, float],
+    ) -> TestOutcome:
+        """One operator at the model config's shapes, with ``tokens`` rows (or sequence length)."""
+        from .kernels import op_kernel
+        from .model import config_fingerprint, model_config
+
+        dtype_name = get_precision(precision).dtype
+        outcome = self._start(test_id)
+        device = self.device()
+        config = model_config(self.model_name)
+        kernel = op_kernel(config, name, tokens, dtype_name, device.kind, device.torch_device)
+        workload = Workload(self.model_name if "/" not in self.model_name else config_fingerprint(config, "", ""),
+                            config_fingerprint(config, precision, "op"), precision, 1, (name,), (tokens,), 0,
+                            mode="op")
+        return self._run_kernel(outcome, kernel, workload, dtype_name, tolerances, budgets)
+
+
+GENERATION_MODE = Workload.__dataclass_fields__["mode"].default
+
+
+def related_regressions(outcomes: Mapping[str, TestOutcome], limit: int = 8) -> List[str]:
+    """Step and operator results of this run that got worse: where a generation slowdown comes from."""
+    rows = []
+    for o in outcomes.values():
+        if not o.result or not o.comparison or o.result.workload.mode == GENERATION_MODE:
+            continue
+        verdict = o.comparison.verdict("time_s")
+        if verdict and verdict.status in (REGRESSED, INCONCLUSIVE) and verdict.change is not None:
+            name = o.test_id.rsplit("[", 1)[-1].rstrip("]")
+            rows.append((verdict.change, f"{name} time {verdict.change * 100:+.1f}% ({verdict.status})"))
+    return [text for _, text in sorted(rows, reverse=True)[:limit]]
+
+
+def generation_picture(loaded: LoadedModel, prompt_tokens: List[int], new_tokens: int, samples: List[Sample]) -> Dict[str, Any]:
+    """Memory split (weights, KV cache, activations) and the decode bandwidth the TPOT implies."""
+    config = loaded.model.config
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    item = next(loaded.model.parameters()).element_size()
+    per_token_kv = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * item
+    width = max(prompt_tokens)
+    kv_bytes = per_token_kv * len(prompt_tokens) * (width + new_tokens)
+    # Weights read per decode step: decoder linears as stored + lm_head (embedding: one row).
+    step_bytes = loaded.linear_weight_bytes + config.vocab_size * config.hidden_size * item
+    step_bytes += per_token_kv * len(prompt_tokens) * (width + new_tokens // 2)  # KV read, mid-generation
+    tpots = [s.tpot_s for s in samples if s.tpot_s]
+    picture: Dict[str, Any] = {"kv_cache_bytes": kv_bytes, "decode_bytes_per_step": step_bytes}
+    if tpots:
+        picture["decode_gb_s"] = step_bytes / statistics.median(tpots) / 1e9
+    peaks = [s.peak_allocated_bytes for s in samples if s.peak_allocated_bytes]
+    if peaks:
+        picture["activations_peak_bytes"] = max(0, statistics.median(peaks) - loaded.weight_bytes - kv_bytes)
+    return picture
 
 
 def batch_fidelity(loaded: LoadedModel, prompt_ids: List[str]) -> Dict[str, float]:

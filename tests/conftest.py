@@ -5,10 +5,12 @@ import numpy  # noqa: F401
 import pytest
 import scipy.stats  # noqa: F401
 import torch  # noqa: F401
+import transformers.models.mistral.modeling_mistral  # noqa: F401
 
 # pytester's in-process runs drop the modules first imported inside them; importing numpy,
-# scipy and torch here keeps them loaded once (numpy refuses to be imported twice in one
-# process, and a second import of torch's C extension crashes it).
+# scipy, torch and transformers here keeps them loaded once (numpy refuses to be imported twice
+# in one process, a second import of torch's C extension crashes it, and a second copy of
+# transformers has classes that fail the first copy's isinstance checks).
 
 pytest_plugins = ["pytester"]
 
@@ -58,7 +60,7 @@ class NpuPerfTester:
     def run(self, *args: str, seed: int = 0, **env: str) -> pytest.RunResult:
         self.monkeypatch.setenv("NPUPERF_FAKE_SEED", str(seed))
         for key in ("NPUPERF_FAKE_SLOWDOWN", "NPUPERF_FAKE_SHORT", "NPUPERF_FAKE_MEMORY", "NPUPERF_FAKE_OOM",
-                    "NPUPERF_FAKE_SLOWDOWN_ONCE", "NPUPERF_FAKE_DEVICES"):
+                    "NPUPERF_FAKE_SLOWDOWN_ONCE", "NPUPERF_FAKE_DEVICES", "NPUPERF_FAKE_CALIBRATION_SCALE"):
             self.monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             self.monkeypatch.setenv(key, value)

@@ -9,16 +9,19 @@ the real plugin without real timing noise. Controlled by environment variables:
 - NPUPERF_FAKE_SLOWDOWN_ONCE: the same, but not in a --npuperf-confirm child process;
 - NPUPERF_FAKE_SHORT: 'fp16-bs1-zh_qa' makes that test's first row stop early (EOS);
 - NPUPERF_FAKE_MEMORY: 'fp16-bs1-zh_qa=2.0' multiplies that test's peak memory;
-- NPUPERF_FAKE_OOM: 'fp16-bs8-zh_qa' makes that test run out of device memory.
+- NPUPERF_FAKE_OOM: 'fp16-bs8-zh_qa' makes that test run out of device memory;
+- NPUPERF_FAKE_CALIBRATION_SCALE: 0.5 makes the device calibrate at half its usual speed.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import types
 from typing import Any, Dict, List
 
 from pytest_npuperf import device as device_mod
+from pytest_npuperf import roofline as roofline_mod
 from pytest_npuperf import session as session_mod
 from pytest_npuperf.measure import MeasurementError
 from pytest_npuperf.model import LoadedModel
@@ -99,16 +102,29 @@ class FakeBatch:
 LOADS: List[str] = []
 
 
+def _fake_module() -> Any:
+    """Enough of a model for the bookkeeping around a measurement: its config and a dtype."""
+    import torch
+    from transformers import MistralConfig
+
+    from pytest_npuperf.model import TINY_CONFIG
+
+    weight = torch.zeros(1, dtype=torch.bfloat16)
+    return types.SimpleNamespace(config=MistralConfig(**TINY_CONFIG), parameters=lambda: iter([weight]))
+
+
 def _load_model(model: str, precision: Any, torch_device: str) -> LoadedModel:
     LOADS.append(precision.name)
     return LoadedModel(
-        model_id=model, precision=precision.name, model=object(), tokenizer=FakeTokenizer(),
+        model_id=model, precision=precision.name, model=_fake_module(), tokenizer=FakeTokenizer(),
         fingerprint="fake-" + precision.name, weight_bytes=1000, linear_weight_bytes=800,
         attn_implementation="fake",
     )
 
 
 _PATCHED = ("load_model", "make_batch", "warm_up", "measure_once")
+CALIBRATION = {"matmul_bfloat16_tflops": 100.0, "matmul_float16_tflops": 100.0, "copy_gb_s": 1000.0,
+               "copy_buffer_bytes": float(1 << 30), "measured_at": "2026-01-01T00:00:00Z"}
 _ORIGINALS: Dict[str, Any] = {}
 
 
@@ -116,6 +132,8 @@ def uninstall() -> None:
     for name, value in _ORIGINALS.items():
         if name == "cpu_factory":
             device_mod._FACTORIES["cpu"] = value
+        elif name == "calibrate":
+            roofline_mod.calibrate = value
         else:
             setattr(session_mod, name, value)
     _ORIGINALS.clear()
@@ -127,6 +145,10 @@ def install() -> None:
         _ORIGINALS.setdefault(name, getattr(session_mod, name))
     _ORIGINALS.setdefault("cpu_factory", device_mod._FACTORIES["cpu"])
     device_mod._FACTORIES["cpu"] = lambda index: FakeDevice(index)
+    _ORIGINALS.setdefault("calibrate", roofline_mod.calibrate)
+    scale = float(os.environ.get("NPUPERF_FAKE_CALIBRATION_SCALE", "1"))
+    roofline_mod.calibrate = lambda device, budget_s=1.0: {
+        k: (v * scale if isinstance(v, float) and k != "copy_buffer_bytes" else v) for k, v in CALIBRATION.items()}
     counters: Dict[str, int] = {}
     current: Dict[str, str] = {}
 

@@ -148,3 +148,10 @@ def test_xdist_two_workers_on_one_device_is_refused(npt):
     result = npt.run("-n", "2", NPUPERF_FAKE_DEVICES="1")
     result.assert_outcomes(errors=8)
     result.stdout.fnmatch_lines(["*2 parallel workers but only 1 cpu device(s)*meaningless*-n 1*"])
+
+
+def test_verbose_runs_show_progress(npt):
+    npt.fake()
+    result = npt.run("-v")
+    result.stdout.fnmatch_lines(["npuperf ?1/8? fp16-bs1-zh_qa: 5 runs, NO_BASELINE; elapsed *, about * left",
+                                 "npuperf ?8/8? bf16-bs8-en_qa: 5 runs, NO_BASELINE; elapsed *, about 0s left"])

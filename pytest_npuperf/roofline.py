@@ -1,0 +1,113 @@
+"""Device calibration (achieved matmul TFLOP/s and copy bandwidth) and published peaks.
+
+The calibration runs once per session, in a few seconds, and is stored with every result, so
+that (a) step and operator results report their fraction of what this device achieves, (b) a
+device that is clearly slower than when the baseline was recorded (throttling, another process)
+is reported before any verdict, and (c) a measurement implying more bandwidth than the device
+has is rejected as a measurement error.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Peak:
+    """Published figures of a device; None where no trustworthy public figure exists."""
+
+    name: str
+    bf16_tflops: Optional[float]
+    hbm_tb_s: Optional[float]
+    source: str
+
+
+# Dense (no sparsity) 16-bit tensor throughput and memory bandwidth.
+PEAKS: Tuple[Peak, ...] = (
+    Peak("Ascend910B1", None, None, "not published by Huawei per SKU; measure with the calibration"),
+    Peak("Ascend910B2", None, 1.6, "bandwidth ~1.6 TB/s, medium confidence (reference/measurement.md)"),
+    Peak("Ascend910B3", None, 1.6, "bandwidth ~1.6 TB/s, medium confidence (reference/measurement.md)"),
+    Peak("Ascend910B4", None, 0.8, "bandwidth ~0.8 TB/s, medium confidence (reference/measurement.md)"),
+    Peak("Ascend910_93", None, None, "Atlas A3: not published per die; measure with the calibration"),
+    Peak("Ascend310P", None, None, "Atlas inference series: not published per chip; measure"),
+    Peak("NVIDIA A100 80GB", 312.0, 2.039, "NVIDIA A100 datasheet (SXM4 80GB): 312 TFLOP/s BF16 dense, 2,039 GB/s"),
+    Peak("NVIDIA H100", 989.4, 3.35, "NVIDIA H100 datasheet (SXM5): 989.4 TFLOP/s BF16 dense, 3.35 TB/s"),
+    Peak("NVIDIA H200", 989.4, 4.8, "NVIDIA H200 datasheet (SXM): 989 TFLOP/s BF16 dense, 4.8 TB/s"),
+)
+
+
+def known_peak(device_name: str) -> Optional[Peak]:
+    """The table row whose name is contained in the device name (longest match wins)."""
+    compact = device_name.replace(" ", "").lower()
+    matches = [p for p in PEAKS if p.name.replace(" ", "").lower() in compact]
+    return max(matches, key=lambda p: len(p.name)) if matches else None
+
+
+def _timed(device: Any, fn: Any, budget_s: float) -> float:
+    """Median seconds of ``fn`` over repeats that fill about ``budget_s`` (at least 3)."""
+    fn()
+    device.synchronize()
+    times: List[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < budget_s and len(times) < 50):
+        timer = device.timer()
+        timer.start()
+        fn()
+        times.append(timer.stop())
+    return statistics.median(times)
+
+
+def calibrate(device: Any, budget_s: float = 1.0) -> Dict[str, Any]:
+    """Achieved bf16/fp16 matmul TFLOP/s and copy GB/s (2 x bytes / time) on this device."""
+    import torch
+
+    accel = device.kind != "cpu"
+    n = 8192 if accel else 1024
+    copy_bytes = (1 << 30) if accel else (256 << 20)
+    out: Dict[str, float] = {}
+    with torch.inference_mode():
+        for dtype in ("bfloat16", "float16"):
+            size = n if (accel or dtype == "bfloat16") else 512  # fp16 has no fast CPU kernel
+            a = torch.randn(size, size, device=device.torch_device).to(getattr(torch, dtype))
+            seconds = _timed(device, functools.partial(torch.matmul, a, a), budget_s / 3)
+            out[f"matmul_{dtype}_tflops"] = 2 * size**3 / seconds / 1e12
+            del a
+        src = torch.ones(copy_bytes, dtype=torch.uint8, device=device.torch_device)
+        dst = torch.empty_like(src)
+        seconds = _timed(device, functools.partial(dst.copy_, src), budget_s / 3)
+        out["copy_gb_s"] = 2 * copy_bytes / seconds / 1e9
+        out["copy_buffer_bytes"] = float(copy_bytes)
+        out["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        del src, dst
+    device.empty_cache()
+    return out
+
+
+def health_problems(current: Mapping[str, float], baseline: Mapping[str, float], drop: float = 0.8) -> List[str]:
+    """Calibration figures clearly below the baseline's (by more than 1 - drop)."""
+    problems = []
+    for key in ("matmul_bfloat16_tflops", "matmul_float16_tflops", "copy_gb_s"):
+        now, then = current.get(key), baseline.get(key)
+        if now and then and now < drop * then:
+            problems.append(f"{key} {now:.3g} now vs {then:.3g} when the baseline was recorded ({now / then - 1:+.0%})")
+    return problems
+
+
+def check_bandwidth(bytes_read: float, seconds: float, calibration: Mapping[str, float], what: str) -> Optional[str]:
+    """A reason to reject a measurement that reads faster than the device can, else None.
+
+    Only applied when the data is at least as large as the calibration's copy buffer: smaller
+    working sets can live in caches, where higher figures are real.
+    """
+    peak = calibration.get("copy_gb_s")
+    if not peak or seconds <= 0 or bytes_read < calibration.get("copy_buffer_bytes", float("inf")):
+        return None
+    implied = bytes_read / seconds / 1e9
+    if implied > 1.25 * peak:
+        return (f"{what} implies {implied:.1f} GB/s read, above 1.25 x the calibrated {peak:.1f} GB/s: "
+                "the timing cannot be right (missing synchronization?)")
+    return None
