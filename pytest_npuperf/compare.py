@@ -19,6 +19,7 @@ class Comparison:
     mismatch: List[str] = field(default_factory=list)
     stack_changes: List[str] = field(default_factory=list)
     confirmation: str = ""
+    profile: str = ""
 
     def verdict(self, metric: str) -> Optional[Verdict]:
         for v in self.verdicts:
@@ -33,6 +34,7 @@ class Comparison:
             "mismatch": self.mismatch,
             "stack_changes": self.stack_changes,
             "confirmation": self.confirmation,
+            "profile": self.profile,
         }
 
     @classmethod
@@ -43,6 +45,7 @@ class Comparison:
             mismatch=list(data.get("mismatch", [])),
             stack_changes=list(data.get("stack_changes", [])),
             confirmation=data.get("confirmation", ""),
+            profile=data.get("profile", ""),
         )
 
 
@@ -122,6 +125,8 @@ def failure_message(test_id: str, comparison: Comparison, related: Optional[List
         lines.append("  steps and operators that got slower in this run: " + "; ".join(related))
     if comparison.confirmation:
         lines.append(f"  {comparison.confirmation}")
+    if comparison.profile:
+        lines.append(f"  profile of one generation: {comparison.profile}")
     if comparison.stack_changes:
         lines.append("  stack changes since the baseline: " + "; ".join(comparison.stack_changes))
     else:

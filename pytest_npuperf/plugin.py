@@ -42,6 +42,9 @@ _OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
     ("html", "npuperf_html", "write a self-contained offline HTML report (charts included) to PATH.", "string"),
     ("markdown", "npuperf_markdown",
      "write a Markdown summary to PATH. Default: appended to $GITHUB_STEP_SUMMARY when that is set.", "string"),
+    ("profile_dir", "npuperf_profile_dir",
+     "profile one generation of every regressed test (torch_npu.profiler on NPU, torch.profiler elsewhere) into DIR.",
+     "string"),
     ("export_benchmark_json", "npuperf_export_benchmark_json",
      "also write the results in pytest-benchmark's JSON format (e2e latency as the timed value) to PATH.", "string"),
 )

@@ -154,7 +154,7 @@ class PerfSession:
             )
         )
         lines += [f"npuperf: not using {reason}" for reason in self.skipped_devices]
-        return lines
+        return lines + calibration_lines(device.name(), self.calibration())
 
     # -- model and baselines ----------------------------------------------------------------
     def model(self, precision: str) -> LoadedModel:
@@ -338,7 +338,13 @@ class PerfSession:
             "tokenizer": getattr(loaded.tokenizer, "name", ""),
         }
         extra.update(generation_picture(loaded, batch.prompt_tokens, new_tokens, samples))
-        return self._judge(outcome, self._result(test_id, workload_rec, samples, extra), measure, tolerances, budgets)
+        outcome = self._judge(outcome, self._result(test_id, workload_rec, samples, extra), measure, tolerances, budgets)
+        if s.profile_dir is not None and outcome.comparison and outcome.comparison.status == REGRESSED:
+            from .profiling import profile_generation
+
+            path = profile_generation(device, lambda: measure_once(loaded, device, batch, new_tokens), test_id, s.profile_dir)
+            outcome.result.extra["profile"] = outcome.comparison.profile = str(path)
+        return outcome
 
     def _run_kernel(
         self,
@@ -420,6 +426,23 @@ class PerfSession:
                             config_fingerprint(config, precision, "op"), precision, 1, (name,), (tokens,), 0,
                             mode="op")
         return self._run_kernel(outcome, kernel, workload, dtype_name, tolerances, budgets)
+
+
+def calibration_lines(device_name: str, cal: Mapping[str, Any]) -> List[str]:
+    """The calibration next to the published peak of this device, when one is known."""
+    from .roofline import known_peak
+
+    line = (f"npuperf calibration: matmul bf16 {cal['matmul_bfloat16_tflops']:.3g} TFLOP/s, "
+            f"fp16 {cal['matmul_float16_tflops']:.3g} TFLOP/s, copy {cal['copy_gb_s']:.3g} GB/s")
+    peak = known_peak(device_name)
+    if peak is None:
+        return [line + f"; no published peak known for {device_name}"]
+    parts = []
+    if peak.bf16_tflops:
+        parts.append(f"bf16 {peak.bf16_tflops:g} TFLOP/s ({cal['matmul_bfloat16_tflops'] / peak.bf16_tflops:.0%} reached)")
+    if peak.hbm_tb_s:
+        parts.append(f"HBM {peak.hbm_tb_s:g} TB/s ({cal['copy_gb_s'] / 1e3 / peak.hbm_tb_s:.0%} reached by copy)")
+    return [line, f"npuperf published peak of {peak.name}: {', '.join(parts) or 'none'} [{peak.source}]"]
 
 
 GENERATION_MODE = Workload.__dataclass_fields__["mode"].default

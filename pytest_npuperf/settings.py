@@ -54,6 +54,7 @@ class Settings:
     html_path: Optional[Path] = None
     markdown_path: Optional[Path] = None
     export_benchmark_json: Optional[Path] = None
+    profile_dir: Optional[Path] = None  # profile one generation of each regressed test into this folder
     threads: Optional[int] = None
     workloads: Tuple[str, ...] = field(default=PRESETS["full"]["workloads"])
     # Filled by the plugin under pytest-xdist: this process's device index and the worker count.
@@ -225,7 +226,8 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
         kwargs["results_path"] = None if text.lower() in ("", "none") else _path(raw["results"], rootdir)
     else:
         kwargs["results_path"] = rootdir / ".npuperf" / "results.json"
-    for name, key in (("html", "html_path"), ("markdown", "markdown_path"), ("export_benchmark_json", "export_benchmark_json")):
+    for name, key in (("html", "html_path"), ("markdown", "markdown_path"),
+                      ("export_benchmark_json", "export_benchmark_json"), ("profile_dir", "profile_dir")):
         if given(name):
             kwargs[key] = _path(raw[name], rootdir)
     if given("threads"):

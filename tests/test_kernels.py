@@ -5,6 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pytest_npuperf.compare import Comparison  # noqa: E402
+from pytest_npuperf.device.cpu import CpuDevice  # noqa: E402
 from pytest_npuperf.kernels import OPS, KernelError, op_kernel, step_kernel  # noqa: E402
 from pytest_npuperf.model import load_model, model_config, output_cache  # noqa: E402
 from pytest_npuperf.precision import get_precision  # noqa: E402
@@ -112,3 +113,32 @@ def test_calibration_stored_with_results_and_health_warning(npt):
     strict = npt.run("--npuperf-strict", NPUPERF_FAKE_CALIBRATION_SCALE="0.5")
     assert strict.ret == pytest.ExitCode.TESTS_FAILED
     strict.stdout.fnmatch_lines(["*stopped by --npuperf-strict*"])
+
+
+def test_regressed_test_is_profiled(npt):
+    npt.fake()
+    npt.run("--npuperf-save-baseline")
+    result = npt.run("--npuperf-profile-dir", "prof", seed=1, NPUPERF_FAKE_SLOWDOWN="fp16-bs8-zh_qa=1.4")
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines(["  profile of one generation: */prof/test_perf.py-test_generate-fp16-bs8-zh_qa-*.txt"])
+    (profile,) = (npt.path / "prof").glob("*.txt")  # the fake generation runs no torch operator
+    assert profile.exists()
+
+
+def test_profile_of_a_real_generation_names_the_operators(tiny, tmp_path):
+    from pytest_npuperf.measure import make_batch, measure_once
+    from pytest_npuperf.profiling import profile_generation
+    from pytest_npuperf.workloads import batch_prompts
+
+    device = CpuDevice()
+    batch = make_batch(tiny, batch_prompts("zh_qa", 2), "cpu")
+    path = profile_generation(device, lambda: measure_once(tiny, device, batch, 4), "t::x[bf16-bs2-zh_qa]", tmp_path)
+    text = path.read_text()
+    assert "Self CPU" in text and "aten::mm" in text
+
+
+def test_header_shows_calibration_and_peak(npt):
+    npt.fake()
+    result = npt.run()
+    result.stdout.fnmatch_lines(["npuperf calibration: matmul bf16 100 TFLOP/s, fp16 100 TFLOP/s, copy 1e+03 GB/s; "
+                                 "no published peak known for Fake Accelerator"])
