@@ -18,6 +18,7 @@ from .metrics import METRICS
 from .model import ModelError
 from .quant import QuantizationError
 from .result import Result
+from .serving import ServingError
 from .session import DeviceOutOfMemory, PerfSession, TestOutcome, check_budgets, related_regressions
 from .stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED
 
@@ -77,6 +78,34 @@ class NpuPerf:
         return self._run(lambda: self._session.run_op(
             self.test_id, name, precision, tokens, self._tolerances, self._budgets))
 
+    def serve(
+        self,
+        engine: str,
+        precision: str,
+        rate: float,
+        requests: int = 16,
+        burstiness: float = 1.0,
+        max_new_tokens: Optional[int] = None,
+        max_batch: int = 8,
+        batch_timeout_s: float = 0.05,
+        slos: Optional[List[str]] = None,
+        seed: int = 0,
+    ) -> Result:
+        """``requests`` requests arriving at ``rate``/s (``math.inf``: all at once), served by
+        ``engine`` ('static' or 'continuous'); each run of them is one sample."""
+        from .serving import DEFAULT_SLOS, Scenario, parse_slo
+
+        try:
+            parsed = tuple(parse_slo(x) for x in slos) if slos else DEFAULT_SLOS
+            scenario = Scenario(int(requests), float(rate), float(burstiness), int(seed),
+                                int(max_new_tokens or self._session.settings.max_new_tokens), int(max_batch),
+                                float(batch_timeout_s), parsed)
+            scenario.validate()
+        except ServingError as exc:
+            pytest.fail(f"{self.test_id}: {exc}", pytrace=False)
+        return self._run(lambda: self._session.run_serving(
+            self.test_id, engine, precision, scenario, self._tolerances, self._budgets))
+
     def _run(self, run: Callable[[], TestOutcome]) -> Result:
         if self.outcome is not None:
             raise RuntimeError(
@@ -87,7 +116,7 @@ class NpuPerf:
             outcome = run()
         except MeasurementError as exc:
             pytest.fail(f"{self.test_id}: measurement error: {exc}", pytrace=False)
-        except (ModelError, QuantizationError, BaselineError, DeviceOutOfMemory, KernelError) as exc:
+        except (ModelError, QuantizationError, BaselineError, DeviceOutOfMemory, KernelError, ServingError) as exc:
             pytest.fail(f"{self.test_id}: {exc}", pytrace=False)
         self.outcome = outcome
         assert outcome.result is not None and outcome.comparison is not None

@@ -61,6 +61,11 @@ _METRICS: Tuple[Metric, ...] = (
     Metric("time_s", "s", False, 0.03, label="time of one step or operator call"),
     Metric("achieved_tflops", "TFLOP/s", True, 0.03, gated=False, statistical=False, label="achieved TFLOP/s"),
     Metric("achieved_gb_s", "GB/s", True, 0.03, gated=False, statistical=False, label="achieved GB/s"),
+    # Serving under load: per run of N arriving requests (the run is the sample).
+    Metric("serving_ttft_p50_s", "s", False, 0.05, label="median TTFT under load (queueing included)"),
+    Metric("serving_tpot_p50_s", "s", False, 0.03, label="median TPOT under load"),
+    Metric("serving_tokens_per_s", "tok/s", True, 0.03, label="output tokens/s under load"),
+    Metric("goodput_rps", "req/s", True, 0.05, label="requests/s meeting the first SLO"),
     # Fidelity of int8 against the same model's 16-bit weights; deterministic, so ratio gates.
     Metric("fidelity_kl", "nats", False, 0.10, statistical=False, abs_floor=0.01,
            label="KL(16-bit || int8) of next-token distributions"),
@@ -71,7 +76,8 @@ _METRICS: Tuple[Metric, ...] = (
 METRICS: Dict[str, Metric] = {m.name: m for m in _METRICS}
 
 # Timing metrics: the ones whose floor a noisy device profile may need to raise.
-TIME_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "time_s")
+TIME_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "time_s", "serving_ttft_p50_s",
+                "serving_tpot_p50_s", "serving_tokens_per_s", "goodput_rps")
 
 
 def get_metric(name: str) -> Metric:

@@ -76,6 +76,11 @@ class Sample:
     device_used_bytes: Optional[int] = None
     peak_rss_bytes: Optional[int] = None
     output_checksum: str = ""
+    # serving: one run of N arriving requests
+    serving_ttft_p50_s: Optional[float] = None
+    serving_tpot_p50_s: Optional[float] = None
+    serving_tokens_per_s: Optional[float] = None
+    goodput_rps: Optional[float] = None
     # int8 precisions: one forward pass against the model's own 16-bit weights (deterministic)
     fidelity_kl: Optional[float] = None
     fidelity_top1: Optional[float] = None

@@ -8,9 +8,10 @@ baselines read so far and every test's outcome.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .baseline import BaselineEntry, BaselineError, BaselineStore
 from .compare import Comparison, compare, floors_for
@@ -394,6 +395,53 @@ class PerfSession:
         result = self._result(outcome.test_id, workload, samples, extra)
         return self._judge(outcome, result, measure, tolerances, budgets)
 
+    def run_serving(
+        self, test_id: str, engine: str, precision: str, scenario: Any,
+        tolerances: Mapping[str, float], budgets: Mapping[str, float],
+    ) -> TestOutcome:
+        """N requests arriving at a rate, served by one engine; each run of them is one sample."""
+        from . import serving
+
+        if engine not in serving.ENGINES:
+            raise serving.ServingError(f"unknown serving engine {engine!r}; accepted: {', '.join(serving.ENGINES)}")
+        scenario.validate()  # before anything is loaded
+        get_precision(precision)
+        outcome = self._start(test_id)
+        device = self.device()
+        loaded = self._load(outcome, precision)
+        prompts = serving.serving_prompts(scenario.requests)
+        token_counts = [len(loaded.tokenizer.chat_ids(p.text)) for p in prompts]
+        capacity = serving.kv_capacity_tokens(loaded, device)
+        serving.check_kv_budget(token_counts, scenario.max_new_tokens, capacity,
+                                scenario.max_batch if engine == "static" else 1)
+        summaries: List[Dict[str, Any]] = []
+
+        def measure() -> Sample:
+            if engine == "static":
+                records, wall = serving.run_static(loaded, device, prompts, scenario)
+            else:
+                records, wall = serving.run_continuous(loaded, device, prompts, scenario, capacity)
+            summary = serving.summarize(records, wall, scenario.slos)
+            summaries.append(summary)
+            return _serving_sample(summary, scenario.slos)
+
+        def warm() -> None:
+            if self.settings.warmup:
+                measure()
+                summaries.clear()
+
+        samples = self._samples(outcome, warm, measure, self.settings.runs)
+        rate = "inf" if math.isinf(scenario.rate) else f"{scenario.rate:g}"
+        workload = Workload(
+            loaded.model_id, loaded.fingerprint, precision, scenario.max_batch if engine == "static" else 0,
+            tuple(p.prompt_id for p in prompts), tuple(token_counts), scenario.max_new_tokens,
+            mode=f"serving-{engine}-rate{rate}-burst{scenario.burstiness:g}-seed{scenario.seed}"
+                 f"-timeout{scenario.batch_timeout_s:g}",
+        )
+        extra = {"serving_runs": summaries, "kv_capacity_tokens": capacity,
+                 "slos": [dict(name=x.name, ttft_s=x.ttft_s, tpot_s=x.tpot_s) for x in scenario.slos]}
+        return self._judge(outcome, self._result(test_id, workload, samples, extra), measure, tolerances, budgets)
+
     def run_step(
         self, test_id: str, kind: str, precision: str, batch_size: int, length: int,
         tolerances: Mapping[str, float], budgets: Mapping[str, float],
@@ -426,6 +474,14 @@ class PerfSession:
                             config_fingerprint(config, precision, "op"), precision, 1, (name,), (tokens,), 0,
                             mode="op")
         return self._run_kernel(outcome, kernel, workload, dtype_name, tolerances, budgets)
+
+
+def _serving_sample(summary: Mapping[str, Any], slos: Sequence[Any]) -> Sample:
+    return Sample(
+        serving_ttft_p50_s=summary["ttft_s_p50"], serving_tpot_p50_s=summary["tpot_s_p50"],
+        serving_tokens_per_s=summary["output_tokens_per_s"],
+        goodput_rps=summary[f"goodput_{slos[0].name}"] if slos else None,
+    )
 
 
 def calibration_lines(device_name: str, cal: Mapping[str, Any]) -> List[str]:
