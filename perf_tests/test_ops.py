@@ -16,12 +16,20 @@ CASES = (
 )
 
 
+def _quick(case):
+    """The quick preset keeps 8 rows, and attention at 512."""
+    op, size = case
+    return size == (512 if op.startswith("attn_") else 8)
+
+
 def _case_id(case):
     op, size = case
     return f"{op}-{'ctx' if op == 'attn_decode' else 'seq' if op == 'attn_prefill' else 'm'}{size}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=() if _quick(c) else pytest.mark.full_only) for c in CASES], ids=_case_id
+)
 @pytest.mark.parametrize("precision", ACTIVATIONS)
 def test_op(npuperf, precision, case):
     npuperf.op(case[0], precision, case[1])

@@ -147,7 +147,8 @@ class NpuPerf:
         assert outcome.comparison is not None
         comparison = outcome.comparison
         saving = self._session.settings.save_baseline
-        if comparison.status == REGRESSED and not saving and self._confirm_command and not in_confirmation_child():
+        confirm = self._confirm_command and self._session.settings.confirms(self._session.device().kind)
+        if comparison.status == REGRESSED and not saving and confirm and not in_confirmation_child():
             status, account = confirm_regression(self._confirm_command, self.test_id, self._rootdir or Path.cwd())
             comparison.confirmation = account
             if status != REGRESSED:

@@ -12,7 +12,7 @@ import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, Generator, List, Optional, Tuple
+from typing import Any, Dict, Generator, List, Tuple
 
 import pytest
 
@@ -69,8 +69,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "baseline file (the old one is kept beside it as <file>.corrupt-<time>).")
     group.addoption("--npuperf-strict", dest="npuperf_strict", action="store_true", default=False,
                     help="fail (instead of skip) the perf tests when the requested device is absent.")
-    group.addoption("--npuperf-confirm", dest="npuperf_confirm", action="store_true", default=False,
-                    help="re-run a regressed test once in a fresh process and fail only if it regresses again.")
+    group.addoption("--npuperf-confirm", dest="npuperf_confirm", action="store_true", default=None,
+                    help="re-run a regressed test once in a fresh process and fail only if it regresses again "
+                         "(default on npu/cuda, off on cpu).")
+    group.addoption("--npuperf-no-confirm", dest="npuperf_confirm", action="store_false",
+                    help="fail a regressed test without re-running it in a fresh process.")
     group.addoption("--npuperf-reason", dest="npuperf_reason", default=None, metavar="TEXT",
                     help="why this baseline is recorded (stored with it), e.g. 'CANN 8.0.0 validated'.")
 
@@ -90,7 +93,7 @@ def _raw_settings(config: pytest.Config) -> Dict[str, Tuple[Any, str]]:
     raw["reason"] = (config.getoption("npuperf_reason"), "--npuperf-reason")
     raw["force"] = (config.getoption("npuperf_force"), "--npuperf-force")
     raw["strict"] = (config.getoption("npuperf_strict"), "--npuperf-strict")
-    raw["confirm"] = (config.getoption("npuperf_confirm"), "--npuperf-confirm")
+    raw["confirm"] = (config.getoption("npuperf_confirm"), "--npuperf-confirm/--npuperf-no-confirm")
     return raw
 
 
@@ -118,7 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
                            worker_count=int(workerinput.get("workercount", 1)))
     config.stash[SETTINGS_KEY] = settings
     prepare_torch_import()
-    plugin = NpuPerfPlugin(settings, _confirm_command(config, settings) if settings.confirm else None)
+    plugin = NpuPerfPlugin(settings, _confirm_command(config, settings))
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "npuperf-run")
 
@@ -144,7 +147,7 @@ def _uses_npuperf(item: pytest.Item) -> bool:
 class NpuPerfPlugin:
     """Run-level hooks, registered only once the settings are valid."""
 
-    def __init__(self, settings: Settings, confirm_command: Optional[List[str]] = None) -> None:
+    def __init__(self, settings: Settings, confirm_command: List[str]) -> None:
         from .session import PerfSession
 
         self.perf = PerfSession(settings)

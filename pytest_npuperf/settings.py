@@ -41,7 +41,10 @@ class Settings:
     save_baseline: bool = False
     force: bool = False  # save failing tests too; replace an unreadable baseline file (kept aside)
     strict: bool = False  # a requested device that is absent fails instead of skipping
-    confirm: bool = False  # re-run a regressed test in a fresh process; fail only if it regresses again
+    # Re-run a regressed test in a fresh process and fail only if it regresses again.
+    # None (default): on for accelerators, whose between-process shift the 3% floor does not
+    # cover (benchmarks/false_alarms.py); off on a CPU, whose floor already does.
+    confirm: Optional[bool] = None
     reason: str = ""
     warmup: int = 1
     runs: int = 5
@@ -64,6 +67,10 @@ class Settings:
     @property
     def tolerance_map(self) -> Dict[str, float]:
         return dict(self.tolerances)
+
+    def confirms(self, device_kind: str) -> bool:
+        """Whether a regression is re-run in a fresh process on this device."""
+        return self.confirm if self.confirm is not None else device_kind != "cpu"
 
     def as_args(self) -> List[str]:
         """Command-line options that reproduce these settings in a child pytest process."""
@@ -199,8 +206,9 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
         _int(raw["max_new_tokens"], 2) if given("max_new_tokens") else PRESETS[preset]["max_new_tokens"]
     )
     kwargs["baseline_dir"] = _path(raw["baseline_dir"], rootdir) if given("baseline_dir") else rootdir / "baselines"
-    for flag in ("save_baseline", "force", "strict", "confirm"):
+    for flag in ("save_baseline", "force", "strict"):
         kwargs[flag] = bool(raw[flag][0]) if given(flag) else False
+    kwargs["confirm"] = raw["confirm"][0] if given("confirm") else None
     kwargs["reason"] = str(raw["reason"][0]).strip() if given("reason") else ""
     if given("warmup"):
         kwargs["warmup"] = _int(raw["warmup"], 0)
