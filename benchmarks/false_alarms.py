@@ -78,11 +78,11 @@ def synthetic(trials: int, seed: int) -> None:
         NoiseModel("quiet accelerator, assumed: 1% in-process, 1% between processes, 5% outliers", 0.01, 0.01, 0.05, 1.5),
     ]
     rules: List[Tuple[str, Callable[[NoiseModel, random.Random], Tuple[List[float], float, Optional[float]]], bool]] = [
-        ("default floor 3% (accelerator profile)", _plain(E2E.floor), False),
-        ("default floor 3% + --npuperf-confirm", _plain(E2E.floor), True),
+        ("floor 3%, --npuperf-no-confirm", _plain(E2E.floor), False),
+        ("floor 3% + confirmation (default on npu/cuda)", _plain(E2E.floor), True),
         (f"CPU profile floor {CPU_TIME_FLOOR:.0%}", _plain(CPU_TIME_FLOOR), False),
         ("calibrated over 3 processes (pytest_npuperf calibrate)", _calibrated, False),
-        ("calibrated + --npuperf-confirm", _calibrated, True),
+        ("calibrated + confirmation", _calibrated, True),
     ]
     rng = random.Random(seed)
     print(f"synthetic: {trials} trials per cell, {RUNS} runs per side (up to {MAX_RUNS} when inconclusive), e2e_s")

@@ -198,3 +198,14 @@ def test_calibrate_stores_between_process_noise(npt, capsys):
     assert all(0 <= v < 0.05 for v in entry["noise_cv"].values())  # the fake's noise is 1% per sample
     assert main(["show", "--baseline-dir", "cal"]) == 0
     assert "noise-calibrated" in capsys.readouterr().out
+
+
+def test_confirmation_is_on_by_default_for_accelerators_only(tmp_path):
+    from pytest_npuperf.settings import build_settings
+
+    default = build_settings({}, tmp_path)
+    assert default.confirms("npu") and default.confirms("cuda") and not default.confirms("cpu")
+    off = build_settings({"confirm": (False, "--npuperf-no-confirm")}, tmp_path)
+    assert not off.confirms("npu")
+    on = build_settings({"confirm": (True, "--npuperf-confirm")}, tmp_path)
+    assert on.confirms("cpu")
