@@ -71,6 +71,10 @@ _METRICS: Tuple[Metric, ...] = (
            label="KL(16-bit || int8) of next-token distributions"),
     Metric("fidelity_top1", "", True, 0.01, statistical=False, label="top-1 next-token agreement"),
     Metric("fidelity_cosine", "", True, 0.005, statistical=False, label="cosine of logits"),
+    # Real weights only (a checkpoint): greedy continuations of int8 vs 16-bit.
+    Metric("fidelity_greedy_agreement", "", True, 0.02, statistical=False, label="greedy token agreement"),
+    Metric("fidelity_length_ratio", "", True, 0.10, gated=False, statistical=False,
+           label="int8 / 16-bit greedy output length"),
 )
 
 METRICS: Dict[str, Metric] = {m.name: m for m in _METRICS}

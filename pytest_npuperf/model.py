@@ -107,6 +107,7 @@ class LoadedModel:
     linear_weight_bytes: int
     attn_implementation: str
     dense_linear_weight_bytes: int = 0
+    real_weights: bool = False  # a checkpoint, not random weights
     quant_kernel: str = ""
     # prompt id -> fidelity metrics of the int8 model against its own 16-bit weights
     fidelity: Dict[str, Dict[str, float]] = field(default_factory=dict)
@@ -216,7 +217,7 @@ def _checkpoint_model(path: str, precision: Precision, torch_device: str) -> Loa
         model_id=Path(path).name, precision=precision.name, model=model,
         tokenizer=HFChatTokenizer(path),
         fingerprint=config_fingerprint(model.config, precision.name, "checkpoint"),
-        attn_implementation="sdpa", **sizes,
+        attn_implementation="sdpa", real_weights=True, **sizes,
     )
 
 
@@ -252,11 +253,43 @@ def _prompt_logits(loaded: LoadedModel, torch_device: str) -> Dict[str, Any]:
     return out
 
 
+GREEDY_TOKENS = 32
+
+
+def greedy_outputs(loaded: LoadedModel, torch_device: str, max_new_tokens: int = GREEDY_TOKENS) -> Dict[str, List[int]]:
+    """Greedy continuations of the suite's prompts, EOS allowed (so the length can change)."""
+    import torch
+
+    from .workloads import BATCH_PROMPTS, WORKLOADS
+
+    eos = loaded.tokenizer.eos_id
+    out = {}
+    with torch.inference_mode():
+        for prompt in list(WORKLOADS.values()) + list(BATCH_PROMPTS):
+            ids = torch.tensor([loaded.tokenizer.chat_ids(prompt.text)], device=torch_device)
+            generated = loaded.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                              max_new_tokens=max_new_tokens, pad_token_id=eos, eos_token_id=eos)
+            tokens = generated[0, ids.shape[1]:].tolist()
+            out[prompt.prompt_id] = tokens[: tokens.index(eos)] if eos in tokens else tokens
+    return out
+
+
+def greedy_fidelity(reference: List[int], current: List[int]) -> Dict[str, float]:
+    """Position-wise agreement of two greedy outputs, and the ratio of their lengths."""
+    agree = sum(1 for a, b in zip(reference, current) if a == b)
+    return {
+        "fidelity_greedy_agreement": agree / max(len(reference), 1),
+        "fidelity_length_ratio": len(current) / max(len(reference), 1),
+    }
+
+
 def _quantize(loaded: LoadedModel, precision: Precision, torch_device: str) -> None:
     from .quant import KERNELS, check_quantized, fidelity, quantize_model
 
     backend = torch_device.split(":")[0]
     reference = _prompt_logits(loaded, torch_device)
+    # Generated text only means something with real weights: greedy agreement for checkpoints.
+    greedy_reference = greedy_outputs(loaded, torch_device) if loaded.real_weights else {}
     loaded.dense_linear_weight_bytes = loaded.linear_weight_bytes
     quantize_model(loaded.model, precision.quant, backend)
     sizes = module_bytes(loaded.model)
@@ -265,6 +298,10 @@ def _quantize(loaded: LoadedModel, precision: Precision, torch_device: str) -> N
     loaded.quant_kernel = KERNELS[(backend, precision.quant)][0]
     current = _prompt_logits(loaded, torch_device)
     loaded.fidelity = {pid: fidelity(reference[pid], current[pid]) for pid in reference}
+    if greedy_reference:
+        greedy_now = greedy_outputs(loaded, torch_device)
+        for pid, tokens in greedy_reference.items():
+            loaded.fidelity[pid].update(greedy_fidelity(tokens, greedy_now[pid]))
 
 
 def cache_kwarg(model: Any) -> str:

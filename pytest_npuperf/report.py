@@ -10,7 +10,7 @@ from .stats import median, robust_cv
 
 SUMMARY_METRICS = (
     "e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes", "peak_rss_bytes",
-    "fidelity_kl", "fidelity_top1", "fidelity_cosine", "time_s", "achieved_tflops", "achieved_gb_s",
+    "fidelity_kl", "fidelity_top1", "fidelity_cosine", "fidelity_greedy_agreement", "time_s", "achieved_tflops", "achieved_gb_s",
     "serving_ttft_p50_s", "serving_tpot_p50_s", "serving_tokens_per_s", "goodput_rps",
 )
 _COLUMNS = ("test", "metric", "median", "spread", "baseline", "change", "tol", "p", "verdict")

@@ -85,6 +85,8 @@ class Sample:
     fidelity_kl: Optional[float] = None
     fidelity_top1: Optional[float] = None
     fidelity_cosine: Optional[float] = None
+    fidelity_greedy_agreement: Optional[float] = None  # real weights only
+    fidelity_length_ratio: Optional[float] = None
 
     @property
     def itl_s(self) -> List[float]:

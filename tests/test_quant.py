@@ -122,3 +122,28 @@ def test_unknown_backend_has_no_silent_fallback():
     model = load_model("tiny", get_precision("bf16"), "cpu").model
     with pytest.raises(QuantizationError, match="no int8 w8a8 kernel for the xpu backend"):
         quantize_model(model, "w8a8", "xpu")
+
+
+def test_greedy_agreement_path_for_real_weights(monkeypatch):
+    """Checkpoints get greedy-token agreement and length; forced here on the tiny model."""
+    from pytest_npuperf import model as model_mod
+
+    original = model_mod._random_model
+
+    def as_checkpoint(*args, **kwargs):
+        loaded = original(*args, **kwargs)
+        loaded.real_weights = True
+        return loaded
+
+    monkeypatch.setattr(model_mod, "_random_model", as_checkpoint)
+    loaded = load_model("tiny", get_precision("int8-w8a16"), "cpu")
+    f = loaded.fidelity["en_qa"]
+    assert 0 <= f["fidelity_greedy_agreement"] <= 1 and f["fidelity_length_ratio"] > 0
+
+
+def test_greedy_fidelity_formula():
+    from pytest_npuperf.model import greedy_fidelity
+
+    assert greedy_fidelity([1, 2, 3, 4], [1, 2, 9, 4, 5]) == {"fidelity_greedy_agreement": 0.75,
+                                                           "fidelity_length_ratio": 1.25}
+    assert greedy_fidelity([1, 2, 3, 4], [1, 2]) == {"fidelity_greedy_agreement": 0.5, "fidelity_length_ratio": 0.5}
