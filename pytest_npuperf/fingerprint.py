@@ -99,11 +99,15 @@ def npu_smi_driver_version() -> Optional[str]:
     return match.group(1) if match else None
 
 
+# Set by torch itself when a module imports inductor: not a setting of the user's.
+_SET_BY_TORCH = ("TORCHINDUCTOR_CACHE_DIR",)
+
+
 def env_snapshot(environ: Mapping[str, str]) -> Dict[str, str]:
     """Performance-relevant variables, secrets redacted."""
     out = {}
     for key, value in environ.items():
-        if key.startswith(ENV_PREFIXES):
+        if key.startswith(ENV_PREFIXES) and key not in _SET_BY_TORCH:
             out[key] = REDACTED if _SECRET.search(key) else value
     return dict(sorted(out.items()))
 
@@ -137,7 +141,10 @@ def collect(device_kind: str, device_info: Mapping[str, Any], environ: Optional[
         "firmware_version": None,
         "cann_version": None,
     }
-    torch = sys.modules.get("torch")
+    try:
+        import torch  # a dependency; imported here so every fingerprint records the threads
+    except Exception:
+        torch = None
     if torch is not None:
         stack["torch_threads"] = _safe(torch.get_num_threads)
         stack["torch_cuda_build"] = _safe(lambda: torch.version.cuda)

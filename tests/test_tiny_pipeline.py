@@ -98,15 +98,20 @@ def test_suite_end_to_end_on_the_tiny_model(npt):
     first.assert_outcomes(passed=2)
     first.stdout.fnmatch_lines(["npuperf device: cpu (*), profile 'cpu-*', model tiny, *",
                                 "bs1*e2e_s*NO_BASELINE", "*saved 2 baseline entries*"])
-    # Comparison machinery on real numbers; the verdict itself depends on real noise, so the
-    # tolerance is opened wide: this checks the pipeline, not the machine.
-    second = npt.run(*args, "--npuperf-tolerance", "e2e_s=10", "--npuperf-tolerance", "ttft_s=10",
-                     "--npuperf-tolerance", "tpot_s=10", "--npuperf-tolerance", "tokens_per_s=10",
-                     "--npuperf-tolerance", "peak_rss_bytes=10")
-    second.assert_outcomes(passed=2)
+    # The comparison machinery on real numbers. The verdict itself depends on real noise (and a
+    # second session inside one process runs slower than a fresh process), so only the
+    # machinery is checked here: every test compared, metric by metric, against its baseline.
+    second = npt.run(*args)
+    assert second.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    outcomes = second.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 2 and "error" not in outcomes
     data = json.loads((npt.path / "results.json").read_text())
-    statuses = {t["test_id"]: t["comparison"]["status"] for t in data["tests"]}
-    assert set(statuses.values()) <= {"OK", "DRIFT", "IMPROVED"}
+    assert len(data["tests"]) == 2
+    for test in data["tests"]:
+        verdicts = {v["metric"]: v for v in test["comparison"]["verdicts"]}
+        assert {"e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_rss_bytes"} <= set(verdicts)
+        assert all(v["baseline_median"] > 0 and v["status"] in ("OK", "DRIFT", "IMPROVED", "REGRESSED", "INCONCLUSIVE")
+                   for v in verdicts.values())
     sample = data["tests"][0]["result"]["samples"][0]
     assert sample["output_tokens"] == [4]
     assert data["run"]["stack"]["torch"].startswith(torch.__version__.split("+")[0])
