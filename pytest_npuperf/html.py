@@ -44,6 +44,21 @@ def _values(test: Mapping[str, Any], metric: str) -> List[float]:
     return [s[metric] for s in result.get("samples", []) if s.get(metric) is not None]
 
 
+PRIMARY = (("e2e_s", "e2e ms", 1e3), ("time_s", "time ms", 1e3), ("serving_ttft_p50_s", "TTFT p50 ms", 1e3))
+
+
+def _primary(test: Mapping[str, Any]) -> Any:
+    """The metric a test is judged by first: e2e (generation), time (steps, ops), TTFT (serving)."""
+    for name, label, scale in PRIMARY:
+        if _values(test, name):
+            return name, label, scale
+    return None
+
+
+def _is_generation(test: Mapping[str, Any]) -> bool:
+    return bool(_values(test, "tokens_per_s")) and bool(_values(test, "e2e_s"))
+
+
 def _workload_name(test: Mapping[str, Any]) -> str:
     return test["result"]["workload"]["prompt_ids"][0]
 
@@ -75,7 +90,8 @@ def _header(doc: Mapping[str, Any]) -> str:
 
 def _table(tests: Sequence[Mapping[str, Any]]) -> str:
     metrics = [m for m in ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes", "peak_rss_bytes",
-                           "fidelity_kl") if any(_values(t, m) for t in tests)]
+                           "fidelity_kl", "time_s", "achieved_gb_s", "serving_ttft_p50_s", "serving_tokens_per_s",
+                           "goodput_rps") if any(_values(t, m) for t in tests)]
     head = "<tr><th>test</th><th>verdict</th>" + "".join(f"<th>{m}</th><th>Δ</th>" for m in metrics) + "</tr>"
     rows = []
     for t in tests:
@@ -98,17 +114,19 @@ def _sample_plots(tests: Sequence[Mapping[str, Any]], entries: Mapping[str, Base
 
     figures = []
     for t in tests:
-        now = _values(t, "e2e_s")
-        if not now:
+        primary = _primary(t)
+        if primary is None:
             continue
-        base = entries[t["test_id"]].values("e2e_s") if t["test_id"] in entries else []
+        metric, label, scale = primary
+        now = _values(t, metric)
+        base = entries[t["test_id"]].values(metric) if t["test_id"] in entries else []
         fig, ax = plt.subplots(figsize=(2.6, 1.5))
         if base:
-            ax.scatter([0] * len(base), [x * 1e3 for x in base], s=12, color="#90a4ae", label="baseline")
-        ax.scatter([1] * len(now), [x * 1e3 for x in now], s=12, color=_COLORS.get(t["status"], "#37474f"), label="now")
+            ax.scatter([0] * len(base), [x * scale for x in base], s=12, color="#90a4ae", label="baseline")
+        ax.scatter([1] * len(now), [x * scale for x in now], s=12, color=_COLORS.get(t["status"], "#37474f"), label="now")
         ax.set_xticks([0, 1], ["baseline", "now"])
         ax.set_xlim(-0.6, 1.6)
-        ax.set_ylabel("e2e ms", fontsize=7)
+        ax.set_ylabel(label, fontsize=7)
         ax.tick_params(labelsize=7)
         figures.append(f"<figure>{_png(fig)}<figcaption>{html.escape(short_id(t['test_id']))} {t['status']}"
                        "</figcaption></figure>")
@@ -120,7 +138,7 @@ def _scaling(tests: Sequence[Mapping[str, Any]]) -> str:
 
     by_precision: Dict[str, Dict[str, Dict[int, Mapping[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
     for t in tests:
-        if t.get("result"):
+        if _is_generation(t):
             w = t["result"]["workload"]
             by_precision[w["precision"]][_workload_name(t)][w["batch_size"]] = t
     out = []
@@ -146,7 +164,7 @@ def _precisions(tests: Sequence[Mapping[str, Any]]) -> str:
 
     table: Dict[int, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
     for t in tests:
-        if t.get("result") and _values(t, "tokens_per_s"):
+        if _is_generation(t):
             w = t["result"]["workload"]
             table[w["batch_size"]][w["precision"]].append(statistics.median(_values(t, "tokens_per_s")))
     if not table:
@@ -171,7 +189,7 @@ def _history(tests: Sequence[Mapping[str, Any]], entries: Mapping[str, BaselineE
     figures = []
     for t in tests:
         entry = entries.get(t["test_id"])
-        if entry is None:
+        if entry is None or not _is_generation(t):
             continue
         points = [(h.get("stack", {}), h.get("medians", {}).get("tokens_per_s"), h.get("recorded_at", "")) for h in entry.history]
         tps = entry.values("tokens_per_s")
@@ -208,7 +226,8 @@ def render_html(doc: Mapping[str, Any], store: Optional[BaselineStore] = None) -
         f"<style>{_CSS}</style></head><body><h1>pytest-npuperf report</h1>",
         _header(doc),
         "<h2>Verdicts</h2>", _table(tests),
-        "<h2>Samples now vs baseline (e2e latency)</h2>", _sample_plots(measured, entries),
+        "<h2>Samples now vs baseline (e2e latency; time of steps and operators; TTFT under load)</h2>",
+        _sample_plots(measured, entries),
         "<h2>Batch-size scaling</h2>", _scaling(measured),
         "<h2>Precisions</h2>", _precisions(measured),
         "<h2>History across recorded stacks (tokens/s)</h2>", _history(measured, entries),

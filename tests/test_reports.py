@@ -155,3 +155,25 @@ def test_verbose_runs_show_progress(npt):
     result = npt.run("-v")
     result.stdout.fnmatch_lines(["npuperf ?1/8? fp16-bs1-zh_qa: 5 runs, NO_BASELINE; elapsed *, about * left",
                                  "npuperf ?8/8? bf16-bs8-en_qa: 5 runs, NO_BASELINE; elapsed *, about 0s left"])
+
+
+def test_html_handles_steps_operators_and_serving_next_to_generation():
+    from pytest_npuperf.compare import Comparison
+    from pytest_npuperf.html import render_html
+    from pytest_npuperf.report import results_document
+    from pytest_npuperf.result import Result, Sample, Workload
+    from pytest_npuperf.session import TestOutcome
+
+    def outcome(test_id, mode, samples):
+        workload = Workload("tiny", "f", "bf16", 1, ("zh_qa",), (30,), 4, mode=mode)
+        return TestOutcome(test_id, Result(test_id, "cpu-X", workload, samples, {}, ""), Comparison("NO_BASELINE"))
+
+    gen = Sample(e2e_s=0.1, ttft_s=0.01, tpot_s=0.03, tokens_per_s=40.0, output_tokens=[4])
+    doc = results_document({"profile": "cpu-X", "model": "tiny"}, [
+        outcome("t::test_generate[bf16-bs1-zh_qa]", "eager-greedy-fixed-length", [gen] * 5),
+        outcome("t::test_decode[bf16-decode-bs1-ctx512]", "step-decode", [Sample(time_s=0.002)] * 5),
+        outcome("t::test_serving[static-rate20]", "serving-static", [Sample(serving_ttft_p50_s=0.05)] * 5),
+    ])
+    text = render_html(doc)
+    assert text.count("<figure>") == 3  # one sample plot each, by its own primary metric
+    assert text.count("data:image/png") == 3 + 1 + 1  # samples; scaling (generation only); precisions
