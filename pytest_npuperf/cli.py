@@ -13,10 +13,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .baseline import BaselineEntry, BaselineError, BaselineStore
 from .compare import compare, floors_for
-from .device.cpu import CPU_TIME_FLOOR
+from .device.cpu import CPU_KERNEL_TIME_FLOOR, CPU_TIME_FLOOR
+from .outcome import TestOutcome
 from .report import short_id, summary_lines
 from .result import Result
-from .session import TestOutcome
 
 CALIBRATED_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s")
 
@@ -124,8 +124,9 @@ def compare_files(a: Path, b: Path, alpha: float) -> int:
         ra, rb = res_a[tid], res_b[tid]
         entry = BaselineEntry(tid, {"workload": ra.workload.to_dict(), "samples": [s.to_dict() for s in ra.samples],
                                     "stack": ra.stack}, a)
-        time_floor = CPU_TIME_FLOOR if rb.profile.startswith("cpu-") else None
-        comparison = compare(rb, entry, floors_for(time_floor, {}), alpha, floors_for(None, {}))
+        cpu = rb.profile.startswith("cpu-")
+        floors = floors_for(CPU_TIME_FLOOR if cpu else None, {}, CPU_KERNEL_TIME_FLOOR if cpu else None)
+        comparison = compare(rb, entry, floors, alpha, floors_for(None, {}))
         if ra.profile != rb.profile:
             comparison.mismatch.append(f"profile: {ra.profile} (A) vs {rb.profile} (B)")
             comparison.status = "MISMATCH"

@@ -16,10 +16,11 @@ from .kernels import KernelError
 from .measure import MeasurementError
 from .metrics import METRICS
 from .model import ModelError
+from .outcome import TestOutcome, check_budgets, related_regressions
 from .quant import QuantizationError
 from .result import Result
 from .serving import ServingError
-from .session import DeviceOutOfMemory, PerfSession, TestOutcome, check_budgets, related_regressions
+from .session import DeviceOutOfMemory, PerfSession
 from .stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED
 
 

@@ -209,7 +209,7 @@ class NpuPerfPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         outcome = self.perf.outcomes.get(report.nodeid)
         if outcome is None and getattr(report, "npuperf_outcome", None) is not None:
-            from .session import TestOutcome
+            from .outcome import TestOutcome
 
             outcome = self.perf.outcomes[report.nodeid] = TestOutcome.from_dict(report.npuperf_outcome)
             self.active = True  # the xdist controller: it collected nothing itself
@@ -320,8 +320,8 @@ class NpuPerfPlugin:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.active:
             return
+        from .outcome import related_regressions
         from .report import summary_lines
-        from .session import related_regressions
 
         lines = summary_lines(list(self.perf.outcomes.values()))
         if any(o.status == "REGRESSED" for o in self.perf.outcomes.values()):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, List, Optional
 
 from .metrics import METRICS, format_value
-from .session import TestOutcome
+from .outcome import TestOutcome
 from .stats import median, robust_cv
 
 SUMMARY_METRICS = (

@@ -8,10 +8,10 @@ from pytest_npuperf.compare import Comparison  # noqa: E402
 from pytest_npuperf.device.cpu import CpuDevice  # noqa: E402
 from pytest_npuperf.kernels import OPS, KernelError, op_kernel, step_kernel  # noqa: E402
 from pytest_npuperf.model import load_model, model_config, output_cache  # noqa: E402
+from pytest_npuperf.outcome import TestOutcome, related_regressions  # noqa: E402
 from pytest_npuperf.precision import get_precision  # noqa: E402
 from pytest_npuperf.result import Result, Sample, Workload  # noqa: E402
 from pytest_npuperf.roofline import check_bandwidth, health_problems, known_peak  # noqa: E402
-from pytest_npuperf.session import TestOutcome, related_regressions  # noqa: E402
 from pytest_npuperf.stats import OK, REGRESSED, Verdict  # noqa: E402
 
 

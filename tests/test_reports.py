@@ -160,9 +160,9 @@ def test_verbose_runs_show_progress(npt):
 def test_html_handles_steps_operators_and_serving_next_to_generation():
     from pytest_npuperf.compare import Comparison
     from pytest_npuperf.html import render_html
+    from pytest_npuperf.outcome import TestOutcome
     from pytest_npuperf.report import results_document
     from pytest_npuperf.result import Result, Sample, Workload
-    from pytest_npuperf.session import TestOutcome
 
     def outcome(test_id, mode, samples):
         workload = Workload("tiny", "f", "bf16", 1, ("zh_qa",), (30,), 4, mode=mode)

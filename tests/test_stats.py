@@ -109,3 +109,13 @@ def test_a_slowdown_beyond_the_tolerance_is_never_ok(values, factor):
         assert v.status in (REGRESSED, INCONCLUSIVE)
     else:
         assert v.status in (OK, DRIFT)
+
+
+def test_floors_per_device_profile():
+    from pytest_npuperf.compare import floors_for
+
+    accel = floors_for(None, {})
+    assert accel["e2e_s"] == 0.03 and accel["ttft_s"] == 0.05 and accel["time_s"] == 0.03
+    cpu = floors_for(1.0, {}, 3.0)
+    assert cpu["e2e_s"] == 1.0 and cpu["time_s"] == 3.0 and cpu["peak_rss_bytes"] == 0.01
+    assert floors_for(1.0, {"time_s": 0.5}, 3.0)["time_s"] == 0.5  # the user's override wins

@@ -100,3 +100,6 @@ class AcceleratorDevice:
 
     def time_floor(self) -> Optional[float]:
         return None
+
+    def kernel_time_floor(self) -> Optional[float]:
+        return None
