@@ -139,15 +139,19 @@ class PerfSession:
         self._loaded = load_model(self.model_name, get_precision(precision), device.torch_device)
         return self._loaded
 
-    def baseline_entry(self, test_id: str) -> Optional[BaselineEntry]:
-        """The stored entry of this test; a broken file raises BaselineError every time."""
+    def _profile_entries(self) -> Union[Dict[str, BaselineEntry], BaselineError]:
+        """This profile's baselines, read once; a broken file is kept as its error."""
         key = (self.device().profile(), self.model_name)
         if key not in self._baselines:
             try:
                 self._baselines[key] = self.store.load(*key)
             except BaselineError as exc:
                 self._baselines[key] = exc
-        found = self._baselines[key]
+        return self._baselines[key]
+
+    def baseline_entry(self, test_id: str) -> Optional[BaselineEntry]:
+        """The stored entry of this test; a broken file raises BaselineError every time."""
+        found = self._profile_entries()
         if isinstance(found, BaselineError):
             raise found
         return found.get(test_id)
@@ -183,13 +187,7 @@ class PerfSession:
         """Calibration figures clearly below those stored with this profile's baselines."""
         from .roofline import health_problems
 
-        key = (self.device().profile(), self.model_name)
-        if key not in self._baselines:
-            try:
-                self._baselines[key] = self.store.load(*key)
-            except BaselineError as exc:
-                self._baselines[key] = exc
-        entries = self._baselines[key]
+        entries = self._profile_entries()
         if isinstance(entries, BaselineError):
             return []  # reported by each test that needs the file
         stored = [e.raw.get("calibration") for e in entries.values() if isinstance(e.raw.get("calibration"), dict)]

@@ -166,7 +166,6 @@ def test_files_are_read_as_json_only(tmp_path):
         store.load("cpu-X", "tiny")
 
 
-
 def test_confirm_passes_a_regression_that_a_fresh_process_does_not_repeat(npt):
     npt.fake()
     npt.run(SAVE)
