@@ -16,7 +16,7 @@ import time
 import torch
 
 from pytest_npuperf.device import resolve_device
-from pytest_npuperf.measure import _generate, make_batch, measure_once, warm_up
+from pytest_npuperf.measure import generate_fixed, make_batch, measure_once, warm_up
 from pytest_npuperf.model import default_model, load_model
 from pytest_npuperf.precision import get_precision
 from pytest_npuperf.workloads import batch_prompts
@@ -44,7 +44,7 @@ def main() -> int:
         harness.append(measure_once(loaded, device, batch, args.new_tokens).e2e_s)
         device.synchronize()
         t0 = time.perf_counter()
-        _generate(loaded, batch, args.new_tokens)
+        generate_fixed(loaded, batch, args.new_tokens)
         device.synchronize()
         bare.append(time.perf_counter() - t0)
 

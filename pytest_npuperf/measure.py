@@ -53,7 +53,7 @@ def make_batch(loaded: LoadedModel, prompts: Sequence[Prompt], torch_device: str
     )
 
 
-class _TokenClock:
+class TokenClock:
     """A transformers streamer that timestamps each generated step.
 
     ``generate`` calls ``put`` once with the prompt, then once per step with the new tokens
@@ -84,7 +84,8 @@ def real_token_counts(generated: Any, eos_id: int) -> List[int]:
     return counts
 
 
-def _generate(loaded: LoadedModel, batch: Batch, max_new_tokens: int, streamer: Any = None) -> Any:
+def generate_fixed(loaded: LoadedModel, batch: Batch, max_new_tokens: int, streamer: Any = None) -> Any:
+    """Greedy generation of exactly ``max_new_tokens`` per row (EOS suppressed until then)."""
     import torch
 
     eos = loaded.tokenizer.eos_id
@@ -105,7 +106,7 @@ def _generate(loaded: LoadedModel, batch: Batch, max_new_tokens: int, streamer: 
 
 def warm_up(loaded: LoadedModel, device: Device, batch: Batch, max_new_tokens: int, runs: int) -> None:
     for _ in range(runs):
-        _generate(loaded, batch, max_new_tokens)
+        generate_fixed(loaded, batch, max_new_tokens)
     device.synchronize()
 
 
@@ -119,11 +120,11 @@ def measure_once(
     """One whole timed generation of the batch."""
     device.synchronize()
     device.reset_peak_memory()
-    streamer = _TokenClock(clock)
+    streamer = TokenClock(clock)
     timer = device.timer()
     timer.start()
     t0 = clock()
-    out = _generate(loaded, batch, max_new_tokens, streamer)
+    out = generate_fixed(loaded, batch, max_new_tokens, streamer)
     e2e = timer.stop()
     memory = device.memory()
 

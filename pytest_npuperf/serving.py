@@ -192,7 +192,7 @@ def _wait_until(t: float) -> None:
 
 def run_static(loaded: Any, device: Any, prompts: Sequence[Any], scenario: Scenario) -> Tuple[List[RequestRecord], float]:
     """Batches formed as requests arrive: up to max_batch, or whatever waited batch_timeout_s."""
-    from .measure import _generate, _TokenClock, make_batch
+    from .measure import TokenClock, generate_fixed, make_batch
 
     offsets = scenario.arrivals()
     t0 = time.perf_counter() + 0.01
@@ -211,10 +211,10 @@ def run_static(loaded: Any, device: Any, prompts: Sequence[Any], scenario: Scena
             end += 1
         batch_prompts = list(prompts[next_up:end])
         batch = make_batch(loaded, batch_prompts, device.torch_device)
-        clock = _TokenClock(time.perf_counter)
+        clock = TokenClock(time.perf_counter)
         device.synchronize()
         start = time.perf_counter()
-        out = _generate(loaded, batch, scenario.max_new_tokens, clock)
+        out = generate_fixed(loaded, batch, scenario.max_new_tokens, clock)
         device.synchronize()
         if out.shape[1] - batch.input_ids.shape[1] != scenario.max_new_tokens:
             raise MeasurementError("generate did not produce the fixed output length")

@@ -12,7 +12,7 @@ import math
 import statistics
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-from .baseline import BaselineEntry, BaselineError, BaselineStore
+from .baseline import BaselineEntry, BaselineError, BaselineStore, model_key
 from .compare import compare, floors_for
 from .device import Device, DeviceShared, DeviceUnavailable, resolve_device
 from .measure import MeasurementError, make_batch, measure_once, warm_up
@@ -450,7 +450,7 @@ class PerfSession:
         device = self.device()
         config = model_config(self.model_name)
         kernel = op_kernel(config, name, tokens, dtype_name, device.kind, device.torch_device)
-        workload = Workload(self.model_name if "/" not in self.model_name else config_fingerprint(config, "", ""),
+        workload = Workload(model_key(self.model_name),
                             config_fingerprint(config, precision, "op"), precision, 1, (name,), (tokens,), 0,
                             mode="op")
         return self._run_kernel(outcome, kernel, workload, dtype_name, tolerances, budgets)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -84,11 +84,6 @@ class Settings:
             args.append(f"--npuperf-threads={self.threads}")
         args += [f"--npuperf-tolerance={name}={value}" for name, value in self.tolerances]
         return args
-
-    def with_tolerances(self, extra: Mapping[str, float]) -> "Settings":
-        merged = dict(self.tolerances)
-        merged.update(extra)
-        return replace(self, tolerances=tuple(sorted(merged.items())))
 
 
 # A raw value and a human description of where it came from ("--npuperf-runs", "ini ...").
