@@ -23,6 +23,7 @@ PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 
 if compgen -G ".whl/*.whl" >/dev/null; then
+    rm -rf /tmp/npuperf-site  # only the wheels carried this time
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/npuperf-site .whl/*.whl \
         || { echo "installing the carried wheels failed" >&2; exit 3; }
     export PYTHONPATH=/tmp/npuperf-site${PYTHONPATH:+:$PYTHONPATH}

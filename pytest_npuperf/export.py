@@ -15,7 +15,7 @@ from .report import short_id
 
 _MD_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes", "peak_rss_bytes")
 _ICON = {"REGRESSED": "❌", "MISMATCH": "⛔", "ERROR": "⛔", "INCONCLUSIVE": "⚠️", "DRIFT": "〰️",
-         "IMPROVED": "✅", "OK": "✔️", "NO_BASELINE": "➖"}
+         "IMPROVED": "✅", "OK": "✔️", "NO_BASELINE": "➖", "UNCONFIRMED": "🔁"}
 
 
 def _median(test: Mapping[str, Any], metric: str) -> Optional[float]:

@@ -21,7 +21,7 @@ from .quant import QuantizationError
 from .result import Result
 from .serving import ServingError
 from .session import DeviceOutOfMemory, PerfSession
-from .stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED
+from .stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED, UNCONFIRMED
 
 
 class NpuPerfWarning(UserWarning):
@@ -153,6 +153,7 @@ class NpuPerf:
             status, account = confirm_regression(self._confirm_command, self.test_id, self._rootdir or Path.cwd())
             comparison.confirmation = account
             if status != REGRESSED:
+                comparison.status = UNCONFIRMED
                 warnings.warn(NpuPerfWarning(f"{self.test_id}: regression not confirmed; {account}"), stacklevel=3)
                 return
         if comparison.status in (MISMATCH, REGRESSED) and not saving:

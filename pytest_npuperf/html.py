@@ -19,7 +19,8 @@ from .metrics import METRICS, format_value
 from .report import short_id
 
 _COLORS = {"REGRESSED": "#c62828", "MISMATCH": "#6a1b9a", "ERROR": "#6a1b9a", "INCONCLUSIVE": "#ef6c00",
-           "DRIFT": "#f9a825", "IMPROVED": "#2e7d32", "OK": "#37474f", "NO_BASELINE": "#78909c"}
+           "DRIFT": "#f9a825", "IMPROVED": "#2e7d32", "OK": "#37474f", "NO_BASELINE": "#78909c",
+           "UNCONFIRMED": "#8d6e63"}
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222;max-width:1400px}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}

@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from .metrics import METRICS, format_value
 from .outcome import TestOutcome
-from .stats import median, robust_cv
+from .stats import REGRESSED, UNCONFIRMED, median, robust_cv
 
 SUMMARY_METRICS = (
     "e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes", "peak_rss_bytes",
@@ -30,6 +30,8 @@ def _row(outcome: TestOutcome, name: str, first: bool) -> Optional[List[str]]:
         return None
     verdict = outcome.comparison.verdict(name) if outcome.comparison else None
     status = verdict.status if verdict else (outcome.comparison.status if outcome.comparison else "-")
+    if verdict and status == REGRESSED and outcome.comparison.status == UNCONFIRMED:
+        status = UNCONFIRMED  # the fresh process did not reproduce it
     if not metric.gated and verdict:
         status = f"({status})"
     return [

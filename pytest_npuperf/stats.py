@@ -28,7 +28,10 @@ INCONCLUSIVE = "INCONCLUSIVE"
 OK = "OK"
 NO_BASELINE = "NO_BASELINE"
 MISMATCH = "MISMATCH"
-STATUSES = (REGRESSED, IMPROVED, DRIFT, INCONCLUSIVE, OK, NO_BASELINE, MISMATCH)
+# A regression this process measured that a run in a fresh process did not reproduce (the test
+# passes); set by the confirmation step, never by the rule itself.
+UNCONFIRMED = "UNCONFIRMED"
+STATUSES = (REGRESSED, IMPROVED, DRIFT, INCONCLUSIVE, OK, NO_BASELINE, MISMATCH, UNCONFIRMED)
 
 
 def median(values: Sequence[float]) -> float:
