@@ -1,7 +1,7 @@
 """Serving under load: requests arriving by a Poisson process, static vs continuous batching.
 
 The same requests (the study's prompts, cycled), the same arrival schedule (fixed seed) and the
-same metrics for both engines, so the gain of continuous batching is measured, not claimed.
+same metrics for every engine, so the gain of continuous batching is measured, not claimed.
 Rates are requests per second; 'inf' sends every request at once. bf16 is the quick preset's
 precision; fp16 (the study's serving precision on accelerators) runs in the full preset.
 """
@@ -18,7 +18,7 @@ RATES = (20.0, 80.0, math.inf)
 
 
 @pytest.mark.parametrize("rate", RATES, ids=lambda r: "all-at-once" if math.isinf(r) else f"rate{r:g}")
-@pytest.mark.parametrize("engine", ("static", "continuous"))
+@pytest.mark.parametrize("engine", ("static", "continuous", "vllm"))  # vllm: skipped, with the reason, when absent
 @pytest.mark.parametrize("precision", ("bf16", pytest.param("fp16", marks=pytest.mark.full_only)))
 def test_serving(npuperf, precision, engine, rate):
     npuperf.serve(engine, precision, rate, requests=REQUESTS, max_new_tokens=NEW_TOKENS)

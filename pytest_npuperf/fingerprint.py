@@ -29,7 +29,7 @@ REDACTED = "<redacted>"
 # The keys whose change is called out next to every verdict, in this order.
 STACK_KEYS = (
     "device_name", "driver_version", "firmware_version", "cann_version", "torch", "torch_npu",
-    "transformers", "python", "cpu_model", "torch_threads",
+    "transformers", "python", "cpu_model", "torch_threads", "vllm", "vllm_ascend",
 )
 
 
@@ -137,6 +137,9 @@ def collect(device_kind: str, device_info: Mapping[str, Any], environ: Optional[
         "transformers": package_version("transformers"),
         "mistral_common": package_version("mistral-common") or package_version("mistral_common"),
         "pytest_npuperf": package_version("pytest-npuperf"),
+        # The serving test's third engine, when installed.
+        "vllm": package_version("vllm"),
+        "vllm_ascend": package_version("vllm-ascend") or package_version("vllm_ascend"),
         "driver_version": None,
         "firmware_version": None,
         "cann_version": None,

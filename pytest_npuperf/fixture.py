@@ -22,6 +22,7 @@ from .result import Result
 from .serving import ServingError
 from .session import DeviceOutOfMemory, PerfSession
 from .stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED, UNCONFIRMED
+from .vllm_engine import EngineUnavailable
 
 
 class NpuPerfWarning(UserWarning):
@@ -93,7 +94,8 @@ class NpuPerf:
         seed: int = 0,
     ) -> Result:
         """``requests`` requests arriving at ``rate``/s (``math.inf``: all at once), served by
-        ``engine`` ('static' or 'continuous'); each run of them is one sample."""
+        ``engine`` ('static', 'continuous' or 'vllm'); each run of them is one sample. The 'vllm'
+        engine skips the test, with the reason, where vLLM (vllm-ascend on an NPU) is absent."""
         from .serving import DEFAULT_SLOS, Scenario, parse_slo
 
         try:
@@ -115,6 +117,8 @@ class NpuPerf:
             )
         try:
             outcome = run()
+        except EngineUnavailable as exc:
+            pytest.skip(f"{self.test_id}: {exc}")
         except MeasurementError as exc:
             pytest.fail(f"{self.test_id}: measurement error: {exc}", pytrace=False)
         except (ModelError, QuantizationError, BaselineError, DeviceOutOfMemory, KernelError, ServingError) as exc:

@@ -7,7 +7,9 @@ or all at once, from a fixed seed, and two engines serve them with the same metr
 - ``static``: ``generate`` on batches formed as requests arrive (wait for B requests or a
   timeout), the way the study served;
 - ``continuous``: transformers' own continuous-batching engine (paged KV cache), with the KV
-  blocks sized explicitly (it would otherwise reserve most of the device's memory).
+  blocks sized explicitly (it would otherwise reserve most of the device's memory);
+- ``vllm``: vLLM (vllm-ascend on an NPU) when installed, else skipped with the reason
+  (``vllm_engine.py``).
 
 Per request (formulas of reference/measurement.md): TTFT = first token on the host - arrival
 (queueing included); E2E = last token - arrival; TPOT = (E2E - TTFT) / (tokens - 1); ITL = each
@@ -25,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .measure import MeasurementError
 
-ENGINES = ("static", "continuous")
+ENGINES = ("static", "continuous", "vllm")
 PAGE = 256  # tokens per KV page of the continuous-batching engine
 
 

@@ -12,6 +12,7 @@ import math
 import statistics
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
+from . import vllm_engine
 from .baseline import BaselineEntry, BaselineError, BaselineStore, model_key
 from .compare import compare, floors_for
 from .device import Device, DeviceShared, DeviceUnavailable, resolve_device
@@ -386,21 +387,33 @@ class PerfSession:
             raise serving.ServingError(f"unknown serving engine {engine!r}; accepted: {', '.join(serving.ENGINES)}")
         scenario.validate()  # before anything is loaded
         get_precision(precision)
+        if engine == "vllm":
+            why = vllm_engine.unavailable(self.device().kind, precision)
+            if why:
+                raise vllm_engine.EngineUnavailable(why)
         outcome = self._start(test_id)
         device = self.device()
         loaded = self._load(outcome, precision)
         prompts = serving.serving_prompts(scenario.requests)
-        token_counts = [len(loaded.tokenizer.chat_ids(p.text)) for p in prompts]
+        ids = [loaded.tokenizer.chat_ids(p.text) for p in prompts]
+        token_counts = [len(t) for t in ids]
         capacity = serving.kv_capacity_tokens(loaded, device)
         serving.check_kv_budget(token_counts, scenario.max_new_tokens, capacity,
                                 scenario.max_batch if engine == "static" else 1)
         summaries: List[Dict[str, Any]] = []
+        servers: List[Any] = []  # the vLLM engine, built by the first run and kept for the others
 
         def measure() -> Sample:
             if engine == "static":
                 records, wall = serving.run_static(loaded, device, prompts, scenario)
-            else:
+            elif engine == "continuous":
                 records, wall = serving.run_continuous(loaded, device, prompts, scenario, capacity)
+            else:
+                if not servers:
+                    servers.append(vllm_engine.VllmServer(
+                        loaded, device, precision, max(token_counts) + scenario.max_new_tokens,
+                        checkpoint=self.model_name if loaded.real_weights else None))
+                records, wall = servers[0].run(ids, scenario.arrivals(), scenario.max_new_tokens)
             summary = serving.summarize(records, wall, scenario.slos)
             summaries.append(summary)
             return _serving_sample(summary, scenario.slos)
@@ -410,17 +423,23 @@ class PerfSession:
                 measure()
                 summaries.clear()
 
-        samples = self._samples(outcome, warm, measure, self.settings.runs)
-        rate = "inf" if math.isinf(scenario.rate) else f"{scenario.rate:g}"
-        workload = Workload(
-            loaded.model_id, loaded.fingerprint, precision, scenario.max_batch if engine == "static" else 0,
-            tuple(p.prompt_id for p in prompts), tuple(token_counts), scenario.max_new_tokens,
-            mode=f"serving-{engine}-rate{rate}-burst{scenario.burstiness:g}-seed{scenario.seed}"
-                 f"-timeout{scenario.batch_timeout_s:g}",
-        )
-        extra = {"serving_runs": summaries, "kv_capacity_tokens": capacity,
-                 "slos": [dict(name=x.name, ttft_s=x.ttft_s, tpot_s=x.tpot_s) for x in scenario.slos]}
-        return self._judge(outcome, self._result(test_id, workload, samples, extra), measure, tolerances, budgets)
+        try:
+            samples = self._samples(outcome, warm, measure, self.settings.runs)
+            rate = "inf" if math.isinf(scenario.rate) else f"{scenario.rate:g}"
+            workload = Workload(
+                loaded.model_id, loaded.fingerprint, precision, scenario.max_batch if engine == "static" else 0,
+                tuple(p.prompt_id for p in prompts), tuple(token_counts), scenario.max_new_tokens,
+                mode=f"serving-{engine}-rate{rate}-burst{scenario.burstiness:g}-seed{scenario.seed}"
+                     f"-timeout{scenario.batch_timeout_s:g}",
+            )
+            extra = {"serving_runs": summaries, "kv_capacity_tokens": capacity,
+                     "slos": [dict(name=x.name, ttft_s=x.ttft_s, tpot_s=x.tpot_s) for x in scenario.slos]}
+            if servers:
+                extra["vllm_engine_args"] = servers[0].engine_args
+            return self._judge(outcome, self._result(test_id, workload, samples, extra), measure, tolerances, budgets)
+        finally:
+            for server in servers:
+                server.close()
 
     def run_step(
         self, test_id: str, kind: str, precision: str, batch_size: int, length: int,
