@@ -198,7 +198,7 @@ def test_vllm_engine_serves_the_tiny_model_by_its_config(fake_vllm):
     scenario = Scenario(6, rate=200.0, max_new_tokens=4, seed=2)
     records, wall = server.run(ids, scenario.arrivals(), 4)
     assert [r.output_tokens for r in records] == [4] * 6
-    for record, offset in zip(records, scenario.arrivals()):
+    for record in records:
         assert record.arrival_s <= record.start_s <= record.token_times_s[0]
         assert record.token_times_s == sorted(record.token_times_s) and record.tpot_s > 0
     arrivals = [r.arrival_s for r in records]
