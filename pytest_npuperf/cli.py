@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from .baseline import BaselineEntry, BaselineError, BaselineStore
 from .compare import compare, floors_for
 from .device.cpu import CPU_KERNEL_TIME_FLOOR, CPU_TIME_FLOOR
+from .metrics import METRICS, format_value
 from .outcome import TestOutcome
 from .report import short_id, summary_lines
 from .result import Result
@@ -143,11 +144,47 @@ def compare_files(a: Path, b: Path, alpha: float) -> int:
     return 1 if any(o.status in ("REGRESSED", "MISMATCH") for o in outcomes) else 0
 
 
+def _headline(medians: Dict[str, float]) -> str:
+    """The entry's main time and throughput, whichever kind of test it is."""
+    parts = []
+    for group in (("e2e_s", "time_s", "serving_ttft_p50_s"), ("tokens_per_s", "serving_tokens_per_s", "achieved_tflops")):
+        name = next((n for n in group if medians.get(n) is not None), None)
+        if name is not None:
+            parts.append(f"{name} {format_value(METRICS[name], medians[name])}")
+    return "  ".join(parts) or "no timed metric"
+
+
 def show(baseline_dir: Path) -> int:
     files = sorted(Path(baseline_dir).glob("*/*.json"))
     if not files:
         print(f"no baselines under {baseline_dir}")
         return 0
+    store = BaselineStore(baseline_dir)
+    for path in files:
+        try:
+            data = store.read_file(path)
+        except BaselineError as exc:
+            print(f"{path}: UNREADABLE: {exc}")
+            continue
+        entries = data["entries"]
+        print(f"{path}: profile {data.get('profile')}, model {data.get('model')}, {len(entries)} tests")
+        for tid, entry in sorted(entries.items()):
+            stack = entry.get("stack", {})
+            samples = [s for s in entry.get("samples", []) if isinstance(s, dict)]
+            medians = {}
+            for name in METRICS:
+                values = [s[name] for s in samples if isinstance(s.get(name), (int, float))]
+                if values:
+                    medians[name] = statistics.median(values)
+            noise = " noise-calibrated" if entry.get("noise_cv") else ""
+            print(f"  {short_id(tid):<28} {_headline(medians)}  n={len(samples)}  "
+                  f"{entry.get('recorded_at', '')}  cann={stack.get('cann_version')} torch_npu={stack.get('torch_npu')} "
+                  f"torch={stack.get('torch')}{noise}  {entry.get('reason', '')}")
+            for old in entry.get("history", []):
+                print(f"    earlier: {_headline(old.get('medians', {}))}  {old.get('recorded_at', '')}  "
+                      f"cann={old.get('stack', {}).get('cann_version')} torch_npu={old.get('stack', {}).get('torch_npu')} "
+                      f"torch={old.get('stack', {}).get('torch')}  {old.get('reason', '')}")
+    return 0
     store = BaselineStore(baseline_dir)
     for path in files:
         try:

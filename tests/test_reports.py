@@ -70,6 +70,24 @@ def test_saving_again_keeps_the_earlier_baseline_as_history(npt, capsys):
     assert main(["show", "--baseline-dir", str(npt.path / "baselines")]) == 0
     out = capsys.readouterr().out
     assert "earlier:" in out and "CANN 8.0.RC1" in out
+    assert "fp16-bs1-zh_qa               e2e_s " in out and "nan" not in out
+
+
+def test_show_names_the_headline_metric_of_each_kind_of_test(tmp_path, capsys):
+    from pytest_npuperf.baseline import BaselineStore
+
+    path = BaselineStore(tmp_path).path_for("cuda-X", "m")
+    path.parent.mkdir(parents=True)
+    serving = {"serving_ttft_p50_s": 0.5, "serving_tokens_per_s": 200.0}
+    step = {"time_s": 0.002, "achieved_tflops": 1.5}
+    path.write_text(json.dumps({"schema_version": 1, "profile": "cuda-X", "model": "m", "entries": {
+        "t.py::test_serving[fp16-static-rate20]": {"samples": [serving] * 5, "workload": {}, "stack": {}},
+        "t.py::test_step[decode]": {"samples": [step] * 3, "workload": {}, "stack": {}},
+    }}))
+    assert main(["show", "--baseline-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "serving_ttft_p50_s 500.00ms  serving_tokens_per_s 200.00  n=5" in out
+    assert "time_s 2.00ms  achieved_tflops 1.5  n=3" in out and "nan" not in out
 
 
 def test_cli_compares_two_result_files(npt, capsys):
