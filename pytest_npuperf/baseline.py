@@ -18,7 +18,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .result import Result, Sample, Workload
 
@@ -176,9 +176,8 @@ class BaselineStore:
         return path
 
 
-def history_item(entry: Mapping[str, Any]) -> Dict[str, Any]:
-    """What is kept of a replaced baseline: medians, stack, when and why (not the raw samples)."""
-    from .fingerprint import STACK_KEYS
+def entry_medians(entry: Mapping[str, Any]) -> Tuple[Dict[str, float], int]:
+    """Per metric, the median of a stored entry's samples; and how many samples it holds."""
     from .metrics import METRICS
 
     samples = [s for s in entry.get("samples", []) if isinstance(s, dict)]
@@ -187,6 +186,14 @@ def history_item(entry: Mapping[str, Any]) -> Dict[str, Any]:
         values = [s[name] for s in samples if isinstance(s.get(name), (int, float))]
         if values:
             medians[name] = statistics.median(values)
+    return medians, len(samples)
+
+
+def history_item(entry: Mapping[str, Any]) -> Dict[str, Any]:
+    """What is kept of a replaced baseline: medians, stack, when and why (not the raw samples)."""
+    from .fingerprint import STACK_KEYS
+
+    medians, n = entry_medians(entry)
     stack = dict(entry.get("stack", {}))
     return {
         "recorded_at": entry.get("recorded_at", ""),
@@ -194,7 +201,7 @@ def history_item(entry: Mapping[str, Any]) -> Dict[str, Any]:
         "stack": {k: stack.get(k) for k in STACK_KEYS},
         "workload": entry.get("workload", {}),
         "medians": medians,
-        "n": len(samples),
+        "n": n,
     }
 
 

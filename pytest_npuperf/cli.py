@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .baseline import BaselineEntry, BaselineError, BaselineStore
+from .baseline import BaselineEntry, BaselineError, BaselineStore, entry_medians
 from .compare import compare, floors_for
 from .device.cpu import CPU_KERNEL_TIME_FLOOR, CPU_TIME_FLOOR
 from .metrics import METRICS, format_value
@@ -170,44 +170,13 @@ def show(baseline_dir: Path) -> int:
         print(f"{path}: profile {data.get('profile')}, model {data.get('model')}, {len(entries)} tests")
         for tid, entry in sorted(entries.items()):
             stack = entry.get("stack", {})
-            samples = [s for s in entry.get("samples", []) if isinstance(s, dict)]
-            medians = {}
-            for name in METRICS:
-                values = [s[name] for s in samples if isinstance(s.get(name), (int, float))]
-                if values:
-                    medians[name] = statistics.median(values)
+            medians, n = entry_medians(entry)
             noise = " noise-calibrated" if entry.get("noise_cv") else ""
-            print(f"  {short_id(tid):<28} {_headline(medians)}  n={len(samples)}  "
+            print(f"  {short_id(tid):<28} {_headline(medians)}  n={n}  "
                   f"{entry.get('recorded_at', '')}  cann={stack.get('cann_version')} torch_npu={stack.get('torch_npu')} "
                   f"torch={stack.get('torch')}{noise}  {entry.get('reason', '')}")
             for old in entry.get("history", []):
                 print(f"    earlier: {_headline(old.get('medians', {}))}  {old.get('recorded_at', '')}  "
-                      f"cann={old.get('stack', {}).get('cann_version')} torch_npu={old.get('stack', {}).get('torch_npu')} "
-                      f"torch={old.get('stack', {}).get('torch')}  {old.get('reason', '')}")
-    return 0
-    store = BaselineStore(baseline_dir)
-    for path in files:
-        try:
-            data = store.read_file(path)
-        except BaselineError as exc:
-            print(f"{path}: UNREADABLE: {exc}")
-            continue
-        entries = data["entries"]
-        print(f"{path}: profile {data.get('profile')}, model {data.get('model')}, {len(entries)} tests")
-        for tid, entry in sorted(entries.items()):
-            stack = entry.get("stack", {})
-            e2e = [s.get("e2e_s") for s in entry.get("samples", []) if s.get("e2e_s") is not None]
-            tps = [s.get("tokens_per_s") for s in entry.get("samples", []) if s.get("tokens_per_s") is not None]
-            noise = " noise-calibrated" if entry.get("noise_cv") else ""
-            print(f"  {short_id(tid):<28} e2e {statistics.median(e2e) * 1e3 if e2e else float('nan'):9.2f}ms "
-                  f"{statistics.median(tps) if tps else float('nan'):9.1f} tok/s  n={len(e2e)}  "
-                  f"{entry.get('recorded_at', '')}  cann={stack.get('cann_version')} torch_npu={stack.get('torch_npu')} "
-                  f"torch={stack.get('torch')}{noise}  {entry.get('reason', '')}")
-            for old in entry.get("history", []):
-                tps_old = old.get("medians", {}).get("tokens_per_s")
-                e2e_old = old.get("medians", {}).get("e2e_s")
-                print(f"    earlier: e2e {e2e_old * 1e3 if e2e_old else float('nan'):9.2f}ms "
-                      f"{tps_old if tps_old else float('nan'):9.1f} tok/s  {old.get('recorded_at', '')}  "
                       f"cann={old.get('stack', {}).get('cann_version')} torch_npu={old.get('stack', {}).get('torch_npu')} "
                       f"torch={old.get('stack', {}).get('torch')}  {old.get('reason', '')}")
     return 0
