@@ -12,10 +12,11 @@ from .base import profile_name
 
 # Between fresh processes the median of the same tiny-model test moves a lot on a shared
 # 2-core CPU: benchmarks/noise.py measured between-process CVs up to 17% and a largest/smallest
-# median ratio of 1.60 for e2e (1.68 for TTFT) over 5 processes. The practical gate must not
-# fire on that, so on a CPU it only catches gross (2x) slowdowns unless a baseline carries
-# its own measured noise.
-CPU_TIME_FLOOR = 1.0
+# median ratio of 1.60 for e2e (1.68 for TTFT) over 5 processes, and a fresh-clone CI run saw its
+# compare pass slow down by up to 2.05x against the record pass of the same job (neighbours on the
+# host). The practical gate must not fire on that, so on a CPU it only catches gross (4x)
+# slowdowns unless a baseline carries its own measured noise.
+CPU_TIME_FLOOR = 3.0
 # Operators and model steps of the tiny model take 20-60 microseconds per call: even looped to
 # 5 ms per sample, an A/A pair of fresh processes moved them by up to 2.5x (a CI run). On a CPU
 # they fail only at 4x; their job here is to exercise the pipeline.
