@@ -134,6 +134,9 @@ def _sample_plots(tests: Sequence[Mapping[str, Any]], entries: Mapping[str, Base
     return f'<div class="grid">{"".join(figures)}</div>'
 
 
+_NO_GENERATION = "<p>No generation tests in this run (this chart compares generation tests only).</p>"
+
+
 def _scaling(tests: Sequence[Mapping[str, Any]]) -> str:
     import matplotlib.pyplot as plt
 
@@ -157,7 +160,7 @@ def _scaling(tests: Sequence[Mapping[str, Any]]) -> str:
         ax1.legend(fontsize=7)
         fig.suptitle(f"batch-size scaling, {precision}")
         out.append(_png(fig))
-    return "".join(out)
+    return "".join(out) or _NO_GENERATION
 
 
 def _precisions(tests: Sequence[Mapping[str, Any]]) -> str:
@@ -169,7 +172,7 @@ def _precisions(tests: Sequence[Mapping[str, Any]]) -> str:
             w = t["result"]["workload"]
             table[w["batch_size"]][w["precision"]].append(statistics.median(_values(t, "tokens_per_s")))
     if not table:
-        return ""
+        return _NO_GENERATION
     precisions = sorted({p for row in table.values() for p in row})
     batches = sorted(table)
     fig, ax = plt.subplots(figsize=(9, 3))

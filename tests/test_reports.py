@@ -195,3 +195,8 @@ def test_html_handles_steps_operators_and_serving_next_to_generation():
     text = render_html(doc)
     assert text.count("<figure>") == 3  # one sample plot each, by its own primary metric
     assert text.count("data:image/png") == 3 + 1 + 1  # samples; scaling (generation only); precisions
+    assert "No generation tests in this run" not in text
+    # A run of serving tests alone says why its generation charts are empty.
+    serving_only = results_document({"profile": "cpu-X", "model": "tiny"}, [
+        outcome("t::test_serving[static-rate20]", "serving-static", [Sample(serving_ttft_p50_s=0.05)] * 5)])
+    assert render_html(serving_only).count("No generation tests in this run") == 2
