@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .baseline import BaselineEntry, BaselineError, BaselineStore, entry_medians
 from .compare import compare, floors_for
-from .device.cpu import CPU_KERNEL_TIME_FLOOR, CPU_TIME_FLOOR
+from .device.cpu import CPU_TIME_FLOOR
 from .metrics import METRICS, format_value
 from .outcome import TestOutcome
 from .report import short_id, summary_lines
@@ -126,7 +126,7 @@ def compare_files(a: Path, b: Path, alpha: float) -> int:
         entry = BaselineEntry(tid, {"workload": ra.workload.to_dict(), "samples": [s.to_dict() for s in ra.samples],
                                     "stack": ra.stack}, a)
         cpu = rb.profile.startswith("cpu-")
-        floors = floors_for(CPU_TIME_FLOOR if cpu else None, {}, CPU_KERNEL_TIME_FLOOR if cpu else None)
+        floors = floors_for(CPU_TIME_FLOOR if cpu else None, {})
         comparison = compare(rb, entry, floors, alpha, floors_for(None, {}))
         if ra.profile != rb.profile:
             comparison.mismatch.append(f"profile: {ra.profile} (A) vs {rb.profile} (B)")

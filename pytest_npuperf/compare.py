@@ -49,16 +49,12 @@ class Comparison:
         )
 
 
-def floors_for(
-    time_floor: Optional[float], overrides: Mapping[str, float], kernel_time_floor: Optional[float] = None
-) -> Dict[str, float]:
+def floors_for(time_floor: Optional[float], overrides: Mapping[str, float]) -> Dict[str, float]:
     """The tolerance floor per metric: default, raised for a noisy device, then user overrides."""
     floors = {name: m.floor for name, m in METRICS.items()}
     if time_floor is not None:
         for name in TIME_METRICS:
             floors[name] = max(floors[name], time_floor)
-    if kernel_time_floor is not None:
-        floors["time_s"] = max(floors["time_s"], kernel_time_floor)
     floors.update(overrides)
     return floors
 

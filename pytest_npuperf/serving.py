@@ -186,7 +186,7 @@ def summarize(records: Sequence[RequestRecord], wall_s: float, slos: Sequence[SL
 
 # --- engines ------------------------------------------------------------------------------------
 
-def _wait_until(t: float) -> None:
+def wait_until(t: float) -> None:
     delay = t - time.perf_counter()
     if delay > 0:
         time.sleep(delay)
@@ -204,10 +204,10 @@ def run_static(loaded: Any, device: Any, prompts: Sequence[Any], scenario: Scena
     while next_up < n:
         # Launch when the batch is full or its oldest request has waited the timeout, whichever
         # comes first (and never before the previous batch finished).
-        _wait_until(arrivals[next_up])
+        wait_until(arrivals[next_up])
         full_at = arrivals[next_up + size - 1] if next_up + size - 1 < n else math.inf
         launch = max(time.perf_counter(), min(full_at, arrivals[next_up] + scenario.batch_timeout_s))
-        _wait_until(launch)
+        wait_until(launch)
         end = next_up
         while end < n and end - next_up < size and arrivals[end] <= launch:
             end += 1
@@ -259,7 +259,7 @@ def run_continuous(
         try:
             t0 = time.perf_counter() + 0.01
             for i, (tokens, offset) in enumerate(zip(ids, offsets)):
-                _wait_until(t0 + offset)
+                wait_until(t0 + offset)
                 rid = f"req_{i}"
                 records[rid] = RequestRecord(rid, len(tokens), time.perf_counter(), 0.0)
                 manager.add_request(tokens, request_id=rid, max_new_tokens=scenario.max_new_tokens,

@@ -245,8 +245,7 @@ class PerfSession:
             entry = None  # recording anew; the save itself refuses the broken file unless forced
         overrides = {**s.tolerance_map, **tolerances}
         device = self.device()
-        kernel_floor = getattr(device, "kernel_time_floor", lambda: None)()
-        floors = floors_for(device.time_floor(), overrides, kernel_floor)
+        floors = floors_for(device.time_floor(), overrides)
         calibrated = floors_for(None, overrides)
         comparison = compare(result, entry, floors, s.alpha, calibrated)
         if comparison.status == INCONCLUSIVE and len(result.samples) < s.max_runs:

@@ -114,7 +114,7 @@ class VllmServer:
 
     def run(self, ids: Sequence[Sequence[int]], arrivals: Sequence[float], max_new_tokens: int) -> Tuple[List[Any], float]:
         """Serve ``ids`` arriving at ``arrivals`` (offsets in seconds); records and wall time."""
-        from .serving import RequestRecord, _wait_until
+        from .serving import RequestRecord, wait_until
 
         params = self._vllm.SamplingParams(max_tokens=max_new_tokens, ignore_eos=True, temperature=0.0,
                                            detokenize=False)
@@ -132,7 +132,7 @@ class VllmServer:
                 self.engine.add_request(rid, {"prompt_token_ids": list(ids[next_up])}, params)
                 next_up += 1
             if not self.engine.has_unfinished_requests():
-                _wait_until(due[next_up])
+                wait_until(due[next_up])
                 continue
             if now > give_up:
                 raise MeasurementError("vLLM did not finish the requests within 10 minutes")

@@ -116,6 +116,9 @@ def test_floors_per_device_profile():
 
     accel = floors_for(None, {})
     assert accel["e2e_s"] == 0.03 and accel["ttft_s"] == 0.05 and accel["time_s"] == 0.03
-    cpu = floors_for(1.0, {}, 3.0)
-    assert cpu["e2e_s"] == 1.0 and cpu["time_s"] == 3.0 and cpu["peak_rss_bytes"] == 0.01
-    assert floors_for(1.0, {"time_s": 0.5}, 3.0)["time_s"] == 0.5  # the user's override wins
+    from pytest_npuperf.device.cpu import CPU_TIME_FLOOR
+
+    cpu = floors_for(CPU_TIME_FLOOR, {})
+    assert CPU_TIME_FLOOR == 3.0
+    assert cpu["e2e_s"] == cpu["serving_tpot_p50_s"] == cpu["time_s"] == 3.0 and cpu["peak_rss_bytes"] == 0.01
+    assert floors_for(CPU_TIME_FLOOR, {"time_s": 0.5})["time_s"] == 0.5  # the user's override wins

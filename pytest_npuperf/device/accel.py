@@ -100,6 +100,3 @@ class AcceleratorDevice:
 
     def time_floor(self) -> Optional[float]:
         return None
-
-    def kernel_time_floor(self) -> Optional[float]:
-        return None

@@ -60,7 +60,3 @@ class Device(Protocol):
     def time_floor(self) -> Optional[float]:
         """A larger tolerance floor for timing metrics on a noisy profile (None: defaults)."""
         ...
-
-    def kernel_time_floor(self) -> Optional[float]:
-        """A larger floor still for step and operator times (None: as time_floor)."""
-        ...
