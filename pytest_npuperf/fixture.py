@@ -11,6 +11,7 @@ import pytest
 
 from .baseline import BaselineError
 from .compare import failure_message
+from .compat import Unsupported
 from .confirm import confirm_regression, in_confirmation_child
 from .kernels import KernelError
 from .measure import MeasurementError
@@ -117,7 +118,8 @@ class NpuPerf:
             )
         try:
             outcome = run()
-        except EngineUnavailable as exc:
+        except (EngineUnavailable, Unsupported) as exc:
+            self._session.discard(self.test_id)  # skipped: neither a result nor a failure
             pytest.skip(f"{self.test_id}: {exc}")
         except MeasurementError as exc:
             pytest.fail(f"{self.test_id}: measurement error: {exc}", pytrace=False)

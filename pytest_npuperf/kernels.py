@@ -70,25 +70,22 @@ def step_kernel(loaded: Any, kind: str, batch: int, length: int, torch_device: s
         attn = 4 * d["layers"] * batch * length * length * d["heads"] * d["head_dim"] / 2
         kv_written = 2 * d["layers"] * batch * length * d["kv"] * d["head_dim"] * kv_item
         return Kernel(prefill, 2 * params * batch * length + attn, linear_bytes + kv_written)
-    from .model import cache_kwarg, output_cache
+    from .compat import cache_kwarg, crop_cache, dynamic_cache, output_cache
 
     ids = _token_ids(config, batch, length + 1, torch_device)
+    arg = cache_kwarg(model)
     with torch.inference_mode():
-        cache = output_cache(model(input_ids=ids[:, :length], use_cache=True))
+        cache = output_cache(model(input_ids=ids[:, :length], use_cache=True, **{arg: dynamic_cache()}))
     step_ids = ids[:, length:]
     position = torch.full((batch, 1), length, dtype=torch.long, device=torch_device)
-    cache_arg = {cache_kwarg(model): cache}
+    cache_arg = {arg: cache}
 
     def decode() -> Any:
         with torch.inference_mode():
             return model(input_ids=step_ids, position_ids=position, use_cache=True, **cache_arg)
 
     def reset() -> None:
-        # Back to the context, so every call decodes the same step. A negative crop removes
-        # tokens in transformers 4.x and 5.x alike (a positive one means different things).
-        extra = cache.get_seq_length() - length
-        if extra > 0:
-            cache.crop(-extra)
+        crop_cache(cache, length)  # back to the context, so every call decodes the same step
 
     kv_read = 2 * d["layers"] * batch * length * d["kv"] * d["head_dim"] * kv_item
     attn = 4 * d["layers"] * batch * length * d["heads"] * d["head_dim"]
@@ -112,7 +109,10 @@ def op_kernel(config: Any, name: str, tokens: int, dtype_name: str, backend: str
 
     if name not in OPS:
         raise KernelError(f"unknown operator {name!r}; accepted: {', '.join(OPS)}")
+    from .compat import require_dtype
+
     d = _dims(config)
+    require_dtype(backend, dtype_name)
     dtype = getattr(torch, dtype_name)
     item = torch.tensor([], dtype=dtype).element_size()
     gen = torch.Generator().manual_seed(99)
@@ -133,9 +133,9 @@ def op_kernel(config: Any, name: str, tokens: int, dtype_name: str, backend: str
         with torch.device(torch_device):
             layer = torch.nn.Linear(k, n, bias=False, dtype=dtype)
         if name.startswith("int8_"):
-            from .quant import _int8_linear_class
+            from .quant import int8_linear
 
-            layer = _int8_linear_class()(layer, name.split("_")[1], backend)
+            layer = int8_linear(layer, name.split("_")[1], backend)
             w_bytes = k * n + 4 * n
         else:
             w_bytes = k * n * item
@@ -146,7 +146,7 @@ def op_kernel(config: Any, name: str, tokens: int, dtype_name: str, backend: str
 
         return Kernel(linear, 2 * tokens * k * n, w_bytes + tokens * (k + n) * item)
     if name in ("attn_prefill", "attn_decode"):
-        import torch.nn.functional as F
+        from .compat import sdpa
 
         q_len, kv_len = (tokens, tokens) if name == "attn_prefill" else (1, tokens)
         q = rand(1, d["heads"], q_len, d["head_dim"])
@@ -156,7 +156,7 @@ def op_kernel(config: Any, name: str, tokens: int, dtype_name: str, backend: str
 
         def attention() -> Any:
             with torch.inference_mode():
-                return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+                return sdpa(q, k, v, causal)
 
         flops = 4 * d["heads"] * q_len * kv_len * d["head_dim"] / (2 if causal else 1)
         moved = (2 * d["heads"] * q_len + 2 * d["kv"] * kv_len) * d["head_dim"] * item
@@ -173,7 +173,7 @@ def op_kernel(config: Any, name: str, tokens: int, dtype_name: str, backend: str
 
         return Kernel(rms, 4 * tokens * d["hidden"], 2 * tokens * d["hidden"] * item)
     if name == "rotary":
-        from transformers.models.mistral.modeling_mistral import apply_rotary_pos_emb
+        from .compat import apply_rotary
 
         q = rand(1, d["heads"], tokens, d["head_dim"])
         k = rand(1, d["kv"], tokens, d["head_dim"])
@@ -181,7 +181,7 @@ def op_kernel(config: Any, name: str, tokens: int, dtype_name: str, backend: str
 
         def rotary() -> Any:
             with torch.inference_mode():
-                return apply_rotary_pos_emb(q, k, cos, sin)
+                return apply_rotary(q, k, cos, sin)
 
         elems = (d["heads"] + d["kv"]) * tokens * d["head_dim"]
         return Kernel(rotary, 3 * elems, 2 * elems * item + 2 * tokens * d["head_dim"] * item)

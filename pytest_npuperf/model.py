@@ -82,13 +82,9 @@ class HFChatTokenizer:
     def chat_ids(self, user_text: str) -> List[int]:
         messages = [{"role": "user", "content": user_text}]
         if getattr(self._tok, "chat_template", None):
-            ids = self._tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
-            # transformers 4.x returns a list of ids, 5.x a BatchEncoding.
-            if hasattr(ids, "keys") and "input_ids" in ids:
-                ids = ids["input_ids"]
-            if ids and isinstance(ids[0], list):
-                ids = ids[0]
-            return [int(i) for i in ids]
+            from .compat import chat_template_ids
+
+            return chat_template_ids(self._tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True))
         # No template shipped: the Mistral v1 format by hand.
         return [int(i) for i in self._tok(f"[INST] {user_text} [/INST]").input_ids]
 
@@ -138,22 +134,25 @@ def config_fingerprint(config: Any, precision: str, weights: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def module_bytes(model: Any) -> Dict[str, int]:
-    """Bytes of all parameters and buffers, and of the decoder's linear layers alone.
+def _stored_bytes(module: Any) -> int:
+    """Bytes of the tensors a checkpoint of ``module`` would hold: parameters and persistent
+    buffers (quantized weights usually live in buffers), each shared tensor once. Derived
+    caches such as the per-layer rotary cos/sin tables of transformers 4.40 (non-persistent
+    buffers, about 0.5 GB on Mistral-7B) are not weights."""
+    tensors = {id(t): t for t in module.state_dict(keep_vars=True).values()}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
-    Buffers count: quantized weights usually live in buffers.
-    """
+
+def module_bytes(model: Any) -> Dict[str, int]:
+    """Bytes of all weights, and of the decoder's linear layers alone."""
     import torch
 
-    total = sum(t.numel() * t.element_size() for t in model.parameters())
-    total += sum(t.numel() * t.element_size() for t in model.buffers())
     linear = 0
     decoder = getattr(getattr(model, "model", model), "layers", None)
     for module in (decoder.modules() if decoder is not None else []):
         if isinstance(module, torch.nn.Linear) or getattr(module, "is_quantized_linear", False):
-            for t in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
-                linear += t.numel() * t.element_size()
-    return {"weight_bytes": int(total), "linear_weight_bytes": int(linear)}
+            linear += _stored_bytes(module)
+    return {"weight_bytes": int(_stored_bytes(model)), "linear_weight_bytes": int(linear)}
 
 
 def _random_model(name: str, overrides: Dict[str, Any], precision: Precision, torch_device: str) -> LoadedModel:
@@ -197,13 +196,12 @@ def check_checkpoint(path: str) -> Dict[str, Any]:
 
 
 def _checkpoint_model(path: str, precision: Precision, torch_device: str) -> LoadedModel:
-    import transformers
     from transformers import AutoModelForCausalLM
 
+    from .compat import checkpoint_dtype_kwarg
+
     check_checkpoint(path)
-    dtype = _torch_dtype(precision)
-    major = int(transformers.__version__.split(".")[0])
-    dtype_kw = {"dtype": dtype} if major >= 5 else {"torch_dtype": dtype}
+    dtype_kw = checkpoint_dtype_kwarg(_torch_dtype(precision))
     try:
         model = AutoModelForCausalLM.from_pretrained(
             path, local_files_only=True, trust_remote_code=False, attn_implementation="sdpa",
@@ -227,7 +225,14 @@ def load_model(model: str, precision: Precision, torch_device: str) -> LoadedMod
     An int8 precision loads the 16-bit model, records its logits on the suite's prompts,
     quantizes the decoder's linear layers in place (the 16-bit weights are freed), proves the
     weights are int8 and measures the fidelity against the recorded logits.
+    A precision this stack cannot run on the device raises ``compat.Unsupported`` first.
     """
+    from .compat import require_dtype, require_int8
+
+    backend = torch_device.split(":")[0]
+    require_dtype(backend, precision.dtype)
+    if precision.quant is not None:
+        require_int8(backend, precision.quant)
     if model == "tiny":
         loaded = _random_model("tiny", TINY_CONFIG, precision, torch_device)
     elif model == "mistral-7b":
@@ -302,20 +307,6 @@ def _quantize(loaded: LoadedModel, precision: Precision, torch_device: str) -> N
         greedy_now = greedy_outputs(loaded, torch_device)
         for pid, tokens in greedy_reference.items():
             loaded.fidelity[pid].update(greedy_fidelity(tokens, greedy_now[pid]))
-
-
-def cache_kwarg(model: Any) -> str:
-    """The forward argument that takes a KV cache: 'cache' in newer transformers 5.x releases,
-    'past_key_values' before (5.24 accepts both and warns on the old one)."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def output_cache(output: Any) -> Any:
-    """The KV cache a forward returned, under either name."""
-    cache = getattr(output, "past_key_values", None)
-    return cache if cache is not None else getattr(output, "cache", None)
 
 
 def model_config(model: str) -> Any:

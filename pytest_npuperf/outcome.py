@@ -68,8 +68,10 @@ def calibration_lines(device_name: str, cal: Mapping[str, Any]) -> List[str]:
     """The calibration next to the published peak of this device, when one is known."""
     from .roofline import known_peak
 
+    fp16 = cal.get("matmul_float16_tflops")
     line = (f"npuperf calibration: matmul bf16 {cal['matmul_bfloat16_tflops']:.3g} TFLOP/s, "
-            f"fp16 {cal['matmul_float16_tflops']:.3g} TFLOP/s, copy {cal['copy_gb_s']:.3g} GB/s")
+            + (f"fp16 {fp16:.3g} TFLOP/s" if fp16 else "fp16 not timed (no fp16 matmul on this device)")
+            + f", copy {cal['copy_gb_s']:.3g} GB/s")
     peak = known_peak(device_name)
     if peak is None:
         return [line + f"; no published peak known for {device_name}"]

@@ -336,8 +336,14 @@ class NpuPerfPlugin:
 
 @pytest.fixture(scope="session")
 def npuperf_session(pytestconfig: pytest.Config) -> Any:
-    """The run's PerfSession; skips every perf test with the reason when the device is absent."""
+    """The run's PerfSession; skips every perf test with the reason when the device is absent, and
+    fails them when the installed torch / transformers / numpy cannot work together."""
+    from .compat import installed_stack_problems
+
     plugin = pytestconfig.stash[PLUGIN_KEY]
+    problems = installed_stack_problems()
+    if problems:
+        pytest.fail("pytest-npuperf cannot run on this stack: " + "; ".join(problems), pytrace=False)
     try:
         plugin.perf.device()
     except DeviceShared as exc:

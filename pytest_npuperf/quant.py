@@ -146,6 +146,14 @@ def _int8_linear_class() -> Any:
     return Int8Linear
 
 
+def int8_linear(linear: Any, scheme: str, backend: str) -> Any:
+    """An int8 replacement of one ``nn.Linear`` (Unsupported where torch lacks the kernel)."""
+    from .compat import require_int8
+
+    require_int8(backend, scheme)
+    return _int8_linear_class()(linear, scheme, backend)
+
+
 def quantize_model(model: Any, scheme: str, backend: str) -> List[str]:
     """Replace every nn.Linear inside the decoder layers; returns the replaced names.
 
@@ -157,7 +165,6 @@ def quantize_model(model: Any, scheme: str, backend: str) -> List[str]:
         raise QuantizationError(f"unknown int8 scheme {scheme!r}; known: {', '.join(SCHEMES)}")
     if (backend, scheme) not in KERNELS:
         raise QuantizationError(f"no int8 {scheme} kernel for the {backend} backend")
-    int8_linear = _int8_linear_class()
     decoder = model.model.layers
     replaced = []
     for name, module in list(decoder.named_modules()):

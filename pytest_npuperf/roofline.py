@@ -65,12 +65,14 @@ def calibrate(device: Any, budget_s: float = 1.0) -> Dict[str, Any]:
     """Achieved bf16/fp16 matmul TFLOP/s and copy GB/s (2 x bytes / time) on this device."""
     import torch
 
+    from .compat import calibration_dtypes
+
     accel = device.kind != "cpu"
     n = 8192 if accel else 1024
     copy_bytes = (1 << 30) if accel else (256 << 20)
     out: Dict[str, float] = {}
     with torch.inference_mode():
-        for dtype in ("bfloat16", "float16"):
+        for dtype in calibration_dtypes(device.kind):  # fp16 is absent on CPUs before torch 2.2
             size = n if (accel or dtype == "bfloat16") else 512  # fp16 has no fast CPU kernel
             a = torch.randn(size, size, device=device.torch_device).to(getattr(torch, dtype))
             seconds = _timed(device, functools.partial(torch.matmul, a, a), budget_s / 3)

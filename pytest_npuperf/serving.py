@@ -230,13 +230,13 @@ def run_static(loaded: Any, device: Any, prompts: Sequence[Any], scenario: Scena
 
 def continuous_manager(loaded: Any, capacity_tokens: int, max_batch_tokens: int, max_new_tokens: int) -> Any:
     from transformers import GenerationConfig
-    from transformers.generation.configuration_utils import ContinuousBatchingConfig
 
-    config = ContinuousBatchingConfig(num_blocks=max(1, math.ceil(capacity_tokens / PAGE)) + 1, page_size=PAGE,
-                                      max_batch_tokens=max_batch_tokens)
+    from .compat import continuous_batching_config
+
+    sizing = continuous_batching_config(max(1, math.ceil(capacity_tokens / PAGE)) + 1, PAGE, max_batch_tokens)
     # The engine ignores min_new_tokens; with EOS disabled every request runs to max_new_tokens.
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=-1)
-    return loaded.model.init_continuous_batching(generation_config=gen, continuous_batching_config=config)
+    return loaded.model.init_continuous_batching(generation_config=gen, **sizing)
 
 
 def run_continuous(

@@ -203,6 +203,10 @@ class PerfSession:
         self.outcomes[test_id] = outcome
         return outcome
 
+    def discard(self, test_id: str) -> None:
+        """Forget a test that was skipped after it started (its stack lacks what it needs)."""
+        self.outcomes.pop(test_id, None)
+
     def _load(self, outcome: TestOutcome, precision: str) -> LoadedModel:
         try:
             return self.model(precision)
@@ -390,6 +394,10 @@ class PerfSession:
             why = vllm_engine.unavailable(self.device().kind, precision)
             if why:
                 raise vllm_engine.EngineUnavailable(why)
+        if engine == "continuous":
+            from .compat import require_continuous_batching
+
+            require_continuous_batching()
         outcome = self._start(test_id)
         device = self.device()
         loaded = self._load(outcome, precision)

@@ -4,10 +4,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from stack import require  # noqa: E402
+
 from pytest_npuperf.compare import Comparison  # noqa: E402
+from pytest_npuperf.compat import output_cache, require_int8  # noqa: E402
 from pytest_npuperf.device.cpu import CpuDevice  # noqa: E402
 from pytest_npuperf.kernels import OPS, KernelError, op_kernel, step_kernel  # noqa: E402
-from pytest_npuperf.model import load_model, model_config, output_cache  # noqa: E402
+from pytest_npuperf.model import load_model, model_config  # noqa: E402
 from pytest_npuperf.outcome import TestOutcome, related_regressions  # noqa: E402
 from pytest_npuperf.precision import get_precision  # noqa: E402
 from pytest_npuperf.result import Result, Sample, Workload  # noqa: E402
@@ -49,6 +52,8 @@ def test_unknown_step_or_op():
 
 @pytest.mark.parametrize("name", OPS)
 def test_every_operator_runs_at_config_shapes(name):
+    if name.startswith("int8_"):
+        require(require_int8, "cpu", name.split("_")[1])
     kernel = op_kernel(model_config("tiny"), name, 8, "bfloat16", "cpu", "cpu")
     out = kernel.fn()
     assert kernel.flops > 0 and kernel.bytes > 0

@@ -5,7 +5,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fake_torch_npu  # noqa: E402
+from stack import require  # noqa: E402
 
+from pytest_npuperf.compat import require_dtype, require_int8  # noqa: E402
 from pytest_npuperf.model import load_model  # noqa: E402
 from pytest_npuperf.precision import get_precision  # noqa: E402
 from pytest_npuperf.quant import (  # noqa: E402
@@ -38,6 +40,7 @@ def test_per_channel_quantization_round_trips():
 
 @pytest.mark.parametrize("scheme", ["w8a16", "w8a8"])
 def test_cpu_kernels_match_the_dense_layer(scheme):
+    require(require_int8, "cpu", scheme)
     linear = dense()
     layer = _int8_linear_class()(linear, scheme, "cpu")
     x = torch.randn(2, 3, 256, dtype=torch.bfloat16)
@@ -55,6 +58,7 @@ def test_cpu_w8a16_guards_k_not_multiple_of_16():
 @pytest.mark.parametrize("scheme", ["w8a16", "w8a8"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_npu_kernels_satisfy_the_documented_contracts(monkeypatch, scheme, dtype):
+    require(require_dtype, "cpu", str(dtype).split(".")[-1])  # the dense reference runs on the CPU
     fake_torch_npu.install(monkeypatch)
     linear = dense(dtype=dtype)
     layer = _int8_linear_class()(linear, scheme, "npu")
@@ -81,6 +85,7 @@ def test_fake_rejects_a_wrong_weight_layout(monkeypatch):
 
 
 def test_tiny_int8_model_is_really_int8():
+    require(require_int8, "cpu", "w8a16")
     loaded = load_model("tiny", get_precision("int8-w8a16"), "cpu")
     names = [type(m).__name__ for m in loaded.model.model.layers.modules()]
     assert names.count("Int8Linear") == 2 * 7  # q, k, v, o, gate, up, down per layer
@@ -94,6 +99,7 @@ def test_tiny_int8_model_is_really_int8():
 def test_a_no_op_quantization_is_caught(monkeypatch):
     from pytest_npuperf import quant
 
+    require(require_int8, "cpu", "w8a8")
     monkeypatch.setattr(quant, "quantize_model", lambda model, scheme, backend: [])
     with pytest.raises(QuantizationError, match="quantization not applied: precision int8-w8a8 .*1.00x of the 16-bit"):
         load_model("tiny", get_precision("int8-w8a8"), "cpu")
@@ -128,6 +134,7 @@ def test_greedy_agreement_path_for_real_weights(monkeypatch):
     """Checkpoints get greedy-token agreement and length; forced here on the tiny model."""
     from pytest_npuperf import model as model_mod
 
+    require(require_int8, "cpu", "w8a16")
     original = model_mod._random_model
 
     def as_checkpoint(*args, **kwargs):

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import fakes
 import pytest
+from stack import require
 
+from pytest_npuperf.compat import require_continuous_batching
 from pytest_npuperf.serving import (
     DEFAULT_SLOS,
     SLO,
@@ -124,6 +126,8 @@ def test_real_tiny_run(engine):
     from pytest_npuperf.model import load_model
     from pytest_npuperf.precision import get_precision
 
+    if engine == "continuous":
+        require(require_continuous_batching)
     device = CpuDevice()
     loaded = load_model("tiny", get_precision("bf16"), "cpu")
     scenario = Scenario(6, rate=math.inf, max_new_tokens=4, max_batch=4)
