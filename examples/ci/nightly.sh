@@ -13,7 +13,7 @@ if [ ! -d .venv ]; then
   python3 -m venv .venv
   .venv/bin/pip install torch==2.5.1 --index-url https://download.pytorch.org/whl/cpu
   .venv/bin/pip install torch-npu==2.5.1
-  .venv/bin/pip install -e .
+  .venv/bin/pip install -e ".[torch25]"  # the extra of torch_npu 2.5.1's torch line (README, "On an Ascend NPU")
 fi
 . .venv/bin/activate
 
