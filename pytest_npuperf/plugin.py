@@ -16,6 +16,7 @@ from typing import Any, Dict, Generator, List, Tuple
 
 import pytest
 
+from .confirm import child_device_index
 from .device import DeviceShared, DeviceUnavailable, prepare_torch_import
 from .fixture import NpuPerf, NpuPerfWarning
 from .settings import DEVICES, PRESETS, Settings, SettingsError, build_settings, marker_overrides
@@ -119,6 +120,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None:  # a pytest-xdist worker: one device per worker
         settings = replace(settings, worker_index=int(str(workerinput["workerid"]).lstrip("gw") or 0),
                            worker_count=int(workerinput.get("workercount", 1)))
+    try:
+        index = child_device_index()
+    except ValueError as exc:
+        raise pytest.UsageError(f"pytest-npuperf: {exc}") from None
+    if index is not None:  # a confirmation child measures on its parent's device
+        settings = replace(settings, worker_index=index, worker_count=1)
     config.stash[SETTINGS_KEY] = settings
     prepare_torch_import()
     plugin = NpuPerfPlugin(settings, _confirm_command(config, settings))

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import statistics
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import vllm_engine
 from .baseline import BaselineEntry, BaselineError, BaselineStore, model_key
-from .compare import compare, floors_for
+from .compare import Comparison, compare, floors_for
 from .device import Device, DeviceShared, DeviceUnavailable, resolve_device
 from .measure import MeasurementError, make_batch, measure_once, warm_up
 from .model import LoadedModel, ModelError, default_model, free_model, load_model
@@ -243,10 +244,7 @@ class PerfSession:
                 outcome.error = str(exc)
                 raise
             entry = None  # recording anew; the save itself refuses the broken file unless forced
-        overrides = {**s.tolerance_map, **tolerances}
-        device = self.device()
-        floors = floors_for(device.time_floor(), overrides)
-        calibrated = floors_for(None, overrides)
+        floors, calibrated = self._floors(tolerances)
         comparison = compare(result, entry, floors, s.alpha, calibrated)
         if comparison.status == INCONCLUSIVE and len(result.samples) < s.max_runs:
             # Only the practical gate fired: take more samples, decide once more at alpha/2.
@@ -256,6 +254,25 @@ class PerfSession:
         outcome.comparison = comparison
         outcome.budget_failures = check_budgets(result, budgets)
         return outcome
+
+    def _floors(self, tolerances: Mapping[str, float]) -> Tuple[Dict[str, float], Dict[str, float]]:
+        """Tolerance floors with the device profile's allowance, and without it (for measured noise)."""
+        overrides = {**self.settings.tolerance_map, **tolerances}
+        return floors_for(self.device().time_floor(), overrides), floors_for(None, overrides)
+
+    def compare_pooled(self, result: Result, more: List[Sample], tolerances: Mapping[str, float]) -> Comparison:
+        """The samples of ``result`` and ``more`` (a confirmation process) judged together."""
+        pooled = replace(result, samples=list(result.samples) + list(more))
+        floors, calibrated = self._floors(tolerances)
+        return compare(pooled, self.baseline_entry(result.test_id), floors, self.settings.alpha, calibrated)
+
+    def release_device(self) -> None:
+        """Free the loaded model and empty the device cache (before a confirmation process
+        loads its own copy); the next test that needs a model loads it again."""
+        free_model(self._loaded)
+        self._loaded = None
+        if self._device is not None:
+            self._device.empty_cache()
 
     def _result(self, test_id: str, workload: Workload, samples: List[Sample], extra: Dict[str, Any]) -> Result:
         return Result(test_id=test_id, profile=self.device().profile(), workload=workload, samples=samples,

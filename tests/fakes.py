@@ -10,13 +10,20 @@ the real plugin without real timing noise. Controlled by environment variables:
 - NPUPERF_FAKE_SHORT: 'fp16-bs1-zh_qa' makes that test's first row stop early (EOS);
 - NPUPERF_FAKE_MEMORY: 'fp16-bs1-zh_qa=2.0' multiplies that test's peak memory;
 - NPUPERF_FAKE_OOM: 'fp16-bs8-zh_qa' makes that test run out of device memory;
-- NPUPERF_FAKE_CALIBRATION_SCALE: 0.5 makes the device calibrate at half its usual speed.
+- NPUPERF_FAKE_CALIBRATION_SCALE: 0.5 makes the device calibrate at half its usual speed;
+- NPUPERF_FAKE_CHILD: what a --npuperf-confirm child process does: 'crash' (dies at start),
+  'oom' (runs out of memory), 'mismatch' (measures another model fingerprint), 'usage' (exits
+  with a usage error before measuring).
+
+EVENTS records, in order, model loads ('load:fp16') and cache empties ('empty_cache').
 """
 
 from __future__ import annotations
 
 import os
 import random
+import signal
+import sys
 import types
 from typing import Any, Dict, List
 
@@ -75,7 +82,7 @@ class FakeDevice:
         return {"peak_allocated_bytes": 60 * 1024 * MIB, "device_used_bytes": 62 * 1024 * MIB}
 
     def empty_cache(self) -> None:
-        pass
+        EVENTS.append("empty_cache")
 
     def info(self) -> Dict[str, Any]:
         return {"device_kind": "fake", "device_name": self.name(),
@@ -100,6 +107,11 @@ class FakeBatch:
 
 
 LOADS: List[str] = []
+EVENTS: List[str] = []
+
+
+def _child_mode() -> str:
+    return os.environ.get("NPUPERF_FAKE_CHILD", "") if os.environ.get("NPUPERF_CONFIRMING") == "1" else ""
 
 
 def _fake_module() -> Any:
@@ -115,9 +127,11 @@ def _fake_module() -> Any:
 
 def _load_model(model: str, precision: Any, torch_device: str) -> LoadedModel:
     LOADS.append(precision.name)
+    EVENTS.append(f"load:{precision.name}")
+    other = "-other" if _child_mode() == "mismatch" else ""
     return LoadedModel(
         model_id=model, precision=precision.name, model=_fake_module(), tokenizer=FakeTokenizer(),
-        fingerprint="fake-" + precision.name, weight_bytes=1000, linear_weight_bytes=800,
+        fingerprint="fake-" + precision.name + other, weight_bytes=1000, linear_weight_bytes=800,
         attn_implementation="fake",
     )
 
@@ -141,6 +155,14 @@ def uninstall() -> None:
 
 def install() -> None:
     """The fake device answers where the CPU would (npu and cuda are absent here)."""
+    if _child_mode() == "crash":
+        sys.stderr.write("Fatal Python error: Segmentation fault (fake, at start)\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    if _child_mode() == "usage":
+        import pytest
+
+        raise pytest.UsageError("fake usage error in the confirmation process")
     for name in _PATCHED:
         _ORIGINALS.setdefault(name, getattr(session_mod, name))
     _ORIGINALS.setdefault("cpu_factory", device_mod._FACTORIES["cpu"])
@@ -167,7 +189,7 @@ def install() -> None:
             slow *= _table("NPUPERF_FAKE_SLOWDOWN_ONCE").get(test, 1.0)
         bs = len(batch.prompt_ids)
         counts = [max_new_tokens] * bs
-        if test in _table("NPUPERF_FAKE_OOM"):
+        if test in _table("NPUPERF_FAKE_OOM") or _child_mode() == "oom":
             raise RuntimeError("NPU out of memory. Tried to allocate 2.00 GiB (NPU 0; 60.97 GiB total capacity)")
         if test in _table("NPUPERF_FAKE_SHORT"):
             counts[0] = max_new_tokens // 2
