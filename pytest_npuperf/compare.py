@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-from .baseline import BaselineEntry
+from .baseline import BaselineEntry, BaselineError
 from .fingerprint import stack_changes
 from .metrics import METRICS, TIME_METRICS, Metric, format_value
 from .result import Result
@@ -83,11 +84,17 @@ def compare(
         current, baseline = result.values(name), entry.values(name)
         if not current or not baseline:
             continue
+        if not all(math.isfinite(v) for v in baseline):
+            raise BaselineError(
+                f"the baseline of {result.test_id} holds non-finite {name} samples; it was recorded from a "
+                "broken measurement: record it again with --npuperf-save-baseline"
+            )
         noise = entry.noise_cv.get(name)
         floor = floors[name] if noise is None or calibrated_floors is None else calibrated_floors[name]
         verdict = decide(metric, current, baseline, floor, alpha, noise)
+        verdict.gated = metric.gates(bool(result.extra.get("real_weights")))
         verdicts.append(verdict)
-    gated = [v.status for v in verdicts if METRICS[v.metric].gated]
+    gated = [v.status for v in verdicts if v.gated]
     return Comparison(worst_status(gated) if gated else OK, verdicts, [], changes)
 
 
@@ -118,7 +125,7 @@ def failure_message(test_id: str, comparison: Comparison, related: Optional[List
         lines += [f"  {d}" for d in comparison.mismatch]
         lines.append("  Re-record the baseline with --npuperf-save-baseline if the new workload is intended.")
     else:
-        regressed = [v for v in comparison.verdicts if v.status == REGRESSED and METRICS[v.metric].gated]
+        regressed = [v for v in comparison.verdicts if v.status == REGRESSED and v.gated]
         lines.append(f"{test_id}: performance regressed")
         lines += [f"  REGRESSED {describe(METRICS[v.metric], v)}" for v in regressed]
     if related:

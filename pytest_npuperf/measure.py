@@ -14,6 +14,7 @@ Guards against the reference study's mistakes:
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Sequence
@@ -26,6 +27,19 @@ from .workloads import Prompt
 
 class MeasurementError(Exception):
     """The measurement itself is invalid (wrong output length, impossible numbers...)."""
+
+
+def check_finite(sample: Sample, index: int) -> None:
+    """A NaN or infinite value is a broken measurement, never a number to judge."""
+    from .metrics import METRICS
+
+    bad = [f"{name}={value}" for name in METRICS
+           for value in [sample.metric(name)] if value is not None and not math.isfinite(value)]
+    if bad:
+        raise MeasurementError(
+            f"sample {index + 1} has non-finite values ({', '.join(bad)}): a broken timer, counter or "
+            "model output; no verdict is drawn from it"
+        )
 
 
 @dataclass

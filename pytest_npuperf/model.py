@@ -138,6 +138,12 @@ def config_fingerprint(config: Any, precision: str, weights: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def kv_bytes_per_token(config: Any, item_bytes: int) -> int:
+    """Bytes of KV cache one token of one sequence holds: keys and values of every layer."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * item_bytes
+
+
 def module_bytes(model: Any) -> Dict[str, int]:
     """Bytes of all parameters and buffers, and of the decoder's linear layers alone.
 

@@ -32,7 +32,7 @@ def _row(outcome: TestOutcome, name: str, first: bool) -> Optional[List[str]]:
     status = verdict.status if verdict else (outcome.comparison.status if outcome.comparison else "-")
     if verdict and status == REGRESSED and outcome.comparison.status == UNCONFIRMED:
         status = UNCONFIRMED  # the fresh process did not reproduce it
-    if not metric.gated and verdict:
+    if verdict and not verdict.gated:
         status = f"({status})"
     return [
         short_id(outcome.test_id) if first else "",

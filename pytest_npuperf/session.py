@@ -17,7 +17,7 @@ from . import vllm_engine
 from .baseline import BaselineEntry, BaselineError, BaselineStore, model_key
 from .compare import Comparison, compare, floors_for
 from .device import Device, DeviceShared, DeviceUnavailable, resolve_device
-from .measure import MeasurementError, make_batch, measure_once, warm_up
+from .measure import MeasurementError, check_finite, make_batch, measure_once, warm_up
 from .model import LoadedModel, ModelError, default_model, free_model, load_model
 from .outcome import (
     TestOutcome,
@@ -25,11 +25,13 @@ from .outcome import (
     batch_fidelity,
     calibration_lines,
     check_budgets,
+    decode_step_bytes,
     generation_picture,
 )
 from .precision import get_precision
 from .quant import QuantizationError
 from .result import Result, Sample, Workload
+from .roofline import check_bandwidth, peak_gb_s
 from .settings import Settings
 from .stats import INCONCLUSIVE, REGRESSED
 from .workloads import batch_prompts
@@ -215,7 +217,12 @@ class PerfSession:
         """Warm up, then ``runs`` samples; measurement errors and OOM are recorded on the outcome."""
         try:
             warm()
-            return [measure() for _ in range(runs)]
+            samples = []
+            for index in range(runs):
+                sample = measure()
+                check_finite(sample, index)
+                samples.append(sample)
+            return samples
         except MeasurementError as exc:
             outcome.error = f"measurement error: {exc}"
             raise
@@ -309,9 +316,16 @@ class PerfSession:
             max_new_tokens=new_tokens,
         )
         fidelity = batch_fidelity(loaded, batch.prompt_ids)
+        step_bytes = decode_step_bytes(loaded, batch.prompt_tokens, new_tokens)["decode_bytes_per_step"]
+        calibration, published = self.calibration(), peak_gb_s(device.name())
 
         def measure() -> Sample:
             sample = measure_once(loaded, device, batch, new_tokens)
+            # The physical limit: a decode step reads the weights and the KV cache once.
+            problem = check_bandwidth(step_bytes, sample.tpot_s or 0.0, calibration,
+                                      f"{test_id}: a decode step (TPOT)", published)
+            if problem:
+                raise MeasurementError(problem)
             for key, value in fidelity.items():
                 setattr(sample, key, value)
             return sample
@@ -324,6 +338,7 @@ class PerfSession:
             "quant_kernel": loaded.quant_kernel,
             "attn_implementation": loaded.attn_implementation,
             "tokenizer": getattr(loaded.tokenizer, "name", ""),
+            "real_weights": loaded.real_weights,
         }
         extra.update(generation_picture(loaded, batch.prompt_tokens, new_tokens, samples))
         outcome = self._judge(outcome, self._result(test_id, workload_rec, samples, extra), measure, tolerances, budgets)
@@ -343,10 +358,9 @@ class PerfSession:
         tolerances: Mapping[str, float],
         budgets: Mapping[str, float],
     ) -> TestOutcome:
-        from .roofline import check_bandwidth
-
         device = self.device()
         calibration = self.calibration()
+        published = peak_gb_s(device.name())
 
         calls = {"per_sample": 1}
 
@@ -373,7 +387,7 @@ class PerfSession:
             for _ in range(n):
                 call()  # the decode step's cache crop is inside the loop: a few microseconds
             seconds = timer.stop() / n
-            problem = check_bandwidth(kernel.bytes, seconds, calibration, outcome.test_id)
+            problem = check_bandwidth(kernel.bytes, seconds, calibration, outcome.test_id, published)
             if problem:
                 raise MeasurementError(problem)
             return Sample(time_s=seconds, achieved_tflops=kernel.flops / seconds / 1e12,

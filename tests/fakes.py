@@ -13,7 +13,9 @@ the real plugin without real timing noise. Controlled by environment variables:
 - NPUPERF_FAKE_CALIBRATION_SCALE: 0.5 makes the device calibrate at half its usual speed;
 - NPUPERF_FAKE_CHILD: what a --npuperf-confirm child process does: 'crash' (dies at start),
   'oom' (runs out of memory), 'mismatch' (measures another model fingerprint), 'usage' (exits
-  with a usage error before measuring).
+  with a usage error before measuring);
+- NPUPERF_FAKE_NAN: 'fp16-bs1-zh_qa:tokens_per_s,...' makes that metric of that test NaN;
+- NPUPERF_FAKE_LINEAR_BYTES: the size of the model's linear weights (default 800).
 
 EVENTS records, in order, model loads ('load:fp16') and cache empties ('empty_cache').
 """
@@ -131,7 +133,8 @@ def _load_model(model: str, precision: Any, torch_device: str) -> LoadedModel:
     other = "-other" if _child_mode() == "mismatch" else ""
     return LoadedModel(
         model_id=model, precision=precision.name, model=_fake_module(), tokenizer=FakeTokenizer(),
-        fingerprint="fake-" + precision.name + other, weight_bytes=1000, linear_weight_bytes=800,
+        fingerprint="fake-" + precision.name + other, weight_bytes=1000,
+        linear_weight_bytes=int(float(os.environ.get("NPUPERF_FAKE_LINEAR_BYTES", "800"))),
         attn_implementation="fake",
     )
 
@@ -198,11 +201,16 @@ def install() -> None:
         tpot = 0.010 * (1 + 0.05 * bs) * slow * (1 + rng.gauss(0, NOISE))
         e2e = ttft + tpot * (max_new_tokens - 1)
         mem = int((500 + 10 * bs) * MIB * _table("NPUPERF_FAKE_MEMORY").get(test, 1.0))
-        return Sample(
+        sample = Sample(
             e2e_s=e2e, ttft_s=ttft, tpot_s=tpot, tokens_per_s=sum(counts) / e2e, output_tokens=counts,
             request_e2e_s=[e2e] * bs, request_ttft_s=[ttft] * bs, request_tpot_s=[tpot] * bs,
             peak_allocated_bytes=mem, peak_reserved_bytes=mem + 64 * MIB,
         )
+        for item in filter(None, os.environ.get("NPUPERF_FAKE_NAN", "").split(",")):
+            name, _, metric = item.partition(":")
+            if name == test:
+                setattr(sample, metric, float("nan"))
+        return sample
 
     session_mod.load_model = _load_model
     session_mod.make_batch = make_batch
