@@ -21,7 +21,7 @@ from typing import Any, Callable, List, Sequence
 
 from .device import Device
 from .model import LoadedModel
-from .result import Sample
+from .result import Sample, token_ids_hash
 from .workloads import Prompt
 
 
@@ -42,12 +42,18 @@ def check_finite(sample: Sample, index: int) -> None:
         )
 
 
+# What generate_fixed asks of transformers: part of the workload's identity (with the model's
+# attention implementation), since a change of any of them changes the work.
+GENERATION_SETTINGS = "greedy, num_beams=1, fixed length (min_new_tokens=max_new_tokens), cache=dynamic"
+
+
 @dataclass
 class Batch:
     input_ids: Any
     attention_mask: Any
     prompt_tokens: List[int]
     prompt_ids: List[str]
+    ids_hash: str = ""  # token_ids_hash of the unpadded rows
 
 
 def make_batch(loaded: LoadedModel, prompts: Sequence[Prompt], torch_device: str) -> Batch:
@@ -64,6 +70,7 @@ def make_batch(loaded: LoadedModel, prompts: Sequence[Prompt], torch_device: str
         attention_mask=torch.tensor(mask, dtype=torch.long, device=torch_device),
         prompt_tokens=[len(r) for r in rows],
         prompt_ids=[p.prompt_id for p in prompts],
+        ids_hash=token_ids_hash(rows),
     )
 
 

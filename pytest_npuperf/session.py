@@ -17,7 +17,7 @@ from . import vllm_engine
 from .baseline import BaselineEntry, BaselineError, BaselineStore, model_key
 from .compare import Comparison, compare, floors_for
 from .device import Device, DeviceShared, DeviceUnavailable, resolve_device
-from .measure import MeasurementError, check_finite, make_batch, measure_once, warm_up
+from .measure import GENERATION_SETTINGS, MeasurementError, check_finite, make_batch, measure_once, warm_up
 from .model import LoadedModel, ModelError, default_model, free_model, load_model
 from .outcome import (
     TestOutcome,
@@ -30,7 +30,7 @@ from .outcome import (
 )
 from .precision import get_precision
 from .quant import QuantizationError
-from .result import Result, Sample, Workload
+from .result import Result, Sample, Workload, token_ids_hash
 from .roofline import check_bandwidth, peak_gb_s
 from .settings import Settings
 from .stats import INCONCLUSIVE, REGRESSED
@@ -39,6 +39,39 @@ from .workloads import batch_prompts
 # Step and operator samples loop their call up to this long (and at most this many times).
 MIN_SAMPLE_S = 0.005
 MAX_CALLS_PER_SAMPLE = 1000
+
+
+def tokenizer_identity(loaded: LoadedModel) -> str:
+    """What turned the prompts into ids: the tokenizer's own description, else its class."""
+    return str(getattr(loaded.tokenizer, "name", "") or type(loaded.tokenizer).__name__)
+
+
+def serving_identity(scenario: Any, engine_args: Optional[Mapping[str, Any]]) -> str:
+    """The arrival schedule (hashed), SLOs and engine settings of a serving test.
+
+    The vLLM arguments that name a temporary folder or follow the free memory are left out:
+    they differ between runs of the same work.
+    """
+    import hashlib
+    import json
+
+    arrivals = hashlib.sha256(json.dumps([round(t, 9) for t in scenario.arrivals()]).encode()).hexdigest()[:16]
+    slos = ";".join(f"{x.name}:ttft<={x.ttft_s:g}s,tpot<={x.tpot_s:g}s" for x in scenario.slos)
+    text = f"arrivals={arrivals}, slos=[{slos}], max_batch={scenario.max_batch}"
+    if engine_args:
+        kept = {k: v for k, v in engine_args.items() if k not in ("model", "gpu_memory_utilization")}
+        text += f", engine_args={json.dumps(kept, sort_keys=True, default=str)}"
+    return text
+
+
+def op_quant_kernel(name: str, device_kind: str) -> str:
+    """The int8 kernel an 'int8_<scheme>' operator runs on this device ('' for other operators)."""
+    from .quant import KERNELS
+
+    if not name.startswith("int8_"):
+        return ""
+    found = KERNELS.get((device_kind, name.split("_", 1)[1]))
+    return found[0] if found else ""
 
 
 class DeviceOutOfMemory(Exception):
@@ -314,6 +347,10 @@ class PerfSession:
             prompt_ids=tuple(batch.prompt_ids),
             prompt_tokens=tuple(batch.prompt_tokens),
             max_new_tokens=new_tokens,
+            input_ids_hash=batch.ids_hash,
+            tokenizer=tokenizer_identity(loaded),
+            generation=f"{GENERATION_SETTINGS}, attn={loaded.attn_implementation}",
+            quant_kernel=loaded.quant_kernel,
         )
         fidelity = batch_fidelity(loaded, batch.prompt_ids)
         step_bytes = decode_step_bytes(loaded, batch.prompt_tokens, new_tokens)["decode_bytes_per_step"]
@@ -461,6 +498,11 @@ class PerfSession:
                 tuple(p.prompt_id for p in prompts), tuple(token_counts), scenario.max_new_tokens,
                 mode=f"serving-{engine}-rate{rate}-burst{scenario.burstiness:g}-seed{scenario.seed}"
                      f"-timeout{scenario.batch_timeout_s:g}",
+                input_ids_hash=token_ids_hash(ids),
+                tokenizer=tokenizer_identity(loaded),
+                generation=f"greedy, fixed length, engine={engine}, attn={loaded.attn_implementation}",
+                quant_kernel=loaded.quant_kernel,
+                serving=serving_identity(scenario, servers[0].engine_args if servers else None),
             )
             extra = {"serving_runs": summaries, "kv_capacity_tokens": capacity,
                      "slos": [dict(name=x.name, ttft_s=x.ttft_s, tpot_s=x.tpot_s) for x in scenario.slos]}
@@ -483,7 +525,9 @@ class PerfSession:
         loaded = self._load(outcome, precision)
         kernel = step_kernel(loaded, kind, batch_size, length, self.device().torch_device)
         workload = Workload(loaded.model_id, loaded.fingerprint, precision, batch_size, (kind,), (length,),
-                            1 if kind == "decode" else 0, mode=f"step-{kind}")
+                            1 if kind == "decode" else 0, mode=f"step-{kind}",
+                            generation=f"forward, cache=dynamic, attn={loaded.attn_implementation}",
+                            quant_kernel=loaded.quant_kernel)
         return self._run_kernel(outcome, kernel, workload, get_precision(precision).dtype, tolerances, budgets)
 
     def run_op(
@@ -501,5 +545,5 @@ class PerfSession:
         kernel = op_kernel(config, name, tokens, dtype_name, device.kind, device.torch_device)
         workload = Workload(model_key(self.model_name),
                             config_fingerprint(config, precision, "op"), precision, 1, (name,), (tokens,), 0,
-                            mode="op")
+                            mode="op", quant_kernel=op_quant_kernel(name, device.kind))
         return self._run_kernel(outcome, kernel, workload, dtype_name, tolerances, budgets)

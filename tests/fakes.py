@@ -15,7 +15,8 @@ the real plugin without real timing noise. Controlled by environment variables:
   'oom' (runs out of memory), 'mismatch' (measures another model fingerprint), 'usage' (exits
   with a usage error before measuring);
 - NPUPERF_FAKE_NAN: 'fp16-bs1-zh_qa:tokens_per_s,...' makes that metric of that test NaN;
-- NPUPERF_FAKE_LINEAR_BYTES: the size of the model's linear weights (default 800).
+- NPUPERF_FAKE_LINEAR_BYTES: the size of the model's linear weights (default 800);
+- NPUPERF_FAKE_TOKEN: the id the fake tokenizer emits (default 5): other ids, same lengths.
 
 EVENTS records, in order, model loads ('load:fp16') and cache empties ('empty_cache').
 """
@@ -99,13 +100,17 @@ class FakeTokenizer:
     name = "fake"
 
     def chat_ids(self, text: str) -> List[int]:
-        return [1] + [5] * (len(text) // 4 + 3)
+        return [1] + [int(os.environ.get("NPUPERF_FAKE_TOKEN", "5"))] * (len(text) // 4 + 3)
 
 
 class FakeBatch:
     def __init__(self, prompts: Any) -> None:
+        from pytest_npuperf.result import token_ids_hash
+
+        rows = [FakeTokenizer().chat_ids(p.text) for p in prompts]
         self.prompt_ids = [p.prompt_id for p in prompts]
-        self.prompt_tokens = [len(FakeTokenizer().chat_ids(p.text)) for p in prompts]
+        self.prompt_tokens = [len(r) for r in rows]
+        self.ids_hash = token_ids_hash(rows)
 
 
 LOADS: List[str] = []
