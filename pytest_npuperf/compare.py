@@ -13,6 +13,11 @@ from .result import Result
 from .stats import MISMATCH, NO_BASELINE, OK, REGRESSED, Verdict, decide, worst_status
 
 
+ACCELERATOR_KINDS = ("npu", "cuda")
+NO_PROCESS_NOISE = ("no between-process noise in the baseline: tolerance from in-process noise only "
+                    "(record it again with --npuperf-save-baseline, 3 fresh processes by default)")
+
+
 @dataclass
 class Comparison:
     status: str
@@ -79,6 +84,9 @@ def compare(
     mismatch = result.workload.differences(entry.workload)
     if mismatch:
         return Comparison(MISMATCH, mismatch=mismatch, stack_changes=changes)
+    # An accelerator baseline recorded in one process: its tolerances know nothing of the shift
+    # between processes, the largest noise there is (said in every row it affects).
+    unmeasured = not entry.noise_cv and result.extra.get("device_kind") in ACCELERATOR_KINDS
     verdicts = []
     for name, metric in METRICS.items():
         current, baseline = result.values(name), entry.values(name)
@@ -93,6 +101,8 @@ def compare(
         floor = floors[name] if noise is None or calibrated_floors is None else calibrated_floors[name]
         verdict = decide(metric, current, baseline, floor, alpha, noise)
         verdict.gated = metric.gates(bool(result.extra.get("real_weights")))
+        if unmeasured and metric.statistical:
+            verdict.note = f"{verdict.note}; {NO_PROCESS_NOISE}" if verdict.note else NO_PROCESS_NOISE
         verdicts.append(verdict)
     gated = [v.status for v in verdicts if v.gated]
     return Comparison(worst_status(gated) if gated else OK, verdicts, [], changes)

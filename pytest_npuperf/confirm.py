@@ -85,6 +85,28 @@ def _tail(*texts: Any) -> List[str]:
     return lines[-TAIL_LINES:]
 
 
+@dataclass
+class ChildProcess:
+    """How a child pytest process ended: exit code (None: it did not end by itself) and last lines."""
+
+    exit_code: Optional[int]
+    tail: List[str]
+    problem: str = ""  # TIMEOUT or NOT_STARTED, with the reason
+
+
+def run_pytest_child(command: List[str], out: Path, cwd: Path, device_index: int, timeout_s: float) -> ChildProcess:
+    """Run a child pytest (``command``) on ``device_index``, writing its results to ``out``."""
+    env = dict(os.environ, **{CHILD_ENV: "1", DEVICE_INDEX_ENV: str(int(device_index))})
+    try:
+        proc = subprocess.run([*command, f"--npuperf-results={out}"], cwd=str(cwd), env=env,
+                              capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        return ChildProcess(None, _tail(exc.stdout, exc.stderr), f"TIMEOUT: killed after {timeout_s:g}s")
+    except OSError as exc:
+        return ChildProcess(None, [], f"NOT_STARTED: {type(exc).__name__}: {exc}")
+    return ChildProcess(proc.returncode, _tail(proc.stdout, proc.stderr))
+
+
 def run_child(
     command_prefix: List[str],
     nodeid: str,
@@ -96,15 +118,11 @@ def run_child(
     """Run ``nodeid`` once more in a new pytest process on ``device_index``; read what it did."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "confirm.json"
-        cmd = [*command_prefix, f"--npuperf-results={out}", nodeid]
-        env = dict(os.environ, **{CHILD_ENV: "1", DEVICE_INDEX_ENV: str(int(device_index))})
-        try:
-            proc = subprocess.run(cmd, cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            return ChildRun("TIMEOUT", f"killed after {timeout_s:g}s", tail=_tail(exc.stdout, exc.stderr))
-        except OSError as exc:
-            return ChildRun("NOT_STARTED", f"{type(exc).__name__}: {exc}")
-        return read_child(out, nodeid, workload, proc.returncode, _tail(proc.stdout, proc.stderr))
+        child = run_pytest_child([*command_prefix, nodeid], out, cwd, device_index, timeout_s)
+        if child.problem:
+            outcome, _, detail = child.problem.partition(": ")
+            return ChildRun(outcome, detail, tail=child.tail)
+        return read_child(out, nodeid, workload, child.exit_code, child.tail)
 
 
 def read_child(path: Path, nodeid: str, workload: Workload, exit_code: Optional[int], tail: List[str]) -> ChildRun:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import vllm_engine
 from .baseline import BaselineEntry, BaselineError, BaselineStore, model_key
-from .compare import Comparison, compare, floors_for
+from .compare import ACCELERATOR_KINDS, Comparison, compare, floors_for
 from .device import Device, DeviceShared, DeviceUnavailable, resolve_device
 from .measure import GENERATION_SETTINGS, MeasurementError, check_finite, make_batch, measure_once, warm_up
 from .model import LoadedModel, ModelError, default_model, free_model, load_model
@@ -163,7 +163,22 @@ class PerfSession:
             )
         )
         lines += [f"npuperf: not using {reason}" for reason in self.skipped_devices]
+        lines += self._noise_lines(device)
         return lines + calibration_lines(device.name(), self.calibration())
+
+    def _noise_lines(self, device: Device) -> List[str]:
+        """On an accelerator: which baselines carry no between-process noise (it sets tolerances)."""
+        if device.kind not in ACCELERATOR_KINDS or self.settings.save_baseline:
+            return []
+        entries = self._profile_entries()
+        if isinstance(entries, BaselineError) or not entries:
+            return []
+        missing = [tid for tid, e in entries.items() if not e.noise_cv]
+        if not missing:
+            return []
+        return [f"npuperf: {len(missing)} of {len(entries)} baseline entries of {device.profile()} carry no "
+                "between-process noise, so their tolerances come from in-process noise only; record them again "
+                "with --npuperf-save-baseline (3 fresh processes by default)"]
 
     # -- model and baselines ----------------------------------------------------------------
     def model(self, precision: str) -> LoadedModel:
@@ -320,8 +335,10 @@ class PerfSession:
             self._device.empty_cache()
 
     def _result(self, test_id: str, workload: Workload, samples: List[Sample], extra: Dict[str, Any]) -> Result:
-        return Result(test_id=test_id, profile=self.device().profile(), workload=workload, samples=samples,
-                      stack=self.stack, timestamp=utc_now(), extra=dict(extra, model=self.model_name))
+        device = self.device()
+        return Result(test_id=test_id, profile=device.profile(), workload=workload, samples=samples,
+                      stack=self.stack, timestamp=utc_now(),
+                      extra=dict(extra, model=self.model_name, device_kind=device.kind))
 
     def run_generation(
         self,

@@ -186,7 +186,8 @@ def test_run_child_passes_the_device_index_and_reports_a_timeout(tmp_path):
         out = [a.split('=', 1)[1] for a in sys.argv if a.startswith('--npuperf-results=')][0]
         result = {json.dumps(parent.to_dict())!r}
         ok = os.environ.get('{DEVICE_INDEX_ENV}') == '2' and os.environ.get('NPUPERF_CONFIRMING') == '1'
-        test = dict(test_id=sys.argv[-1], status='OK' if ok else 'ERROR', passed=ok, error='' if ok else 'bad index',
+        nodeid = [a for a in sys.argv[1:] if not a.startswith('--')][0]
+        test = dict(test_id=nodeid, status='OK' if ok else 'ERROR', passed=ok, error='' if ok else 'bad index',
                     result=json.loads(result))
         json.dump(dict(tests=[test]), open(out, 'w'))
     """)

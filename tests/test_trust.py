@@ -200,7 +200,8 @@ def test_calibrate_stores_between_process_noise(npt, capsys):
     (path,) = (npt.path / "cal").rglob("*.json")
     entry = json.loads(path.read_text())["entries"]["test_perf.py::test_generate[fp16-bs1-zh_qa]"]
     assert len(entry["samples"]) == 15  # 3 processes x 5 runs, pooled
-    assert set(entry["noise_cv"]) == {"e2e_s", "ttft_s", "tpot_s", "tokens_per_s"}
+    assert set(entry["noise_cv"]) == {"e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes",
+                                      "peak_reserved_bytes"}  # every gated metric measured
     assert all(0 <= v < 0.05 for v in entry["noise_cv"].values())  # the fake's noise is 1% per sample
     assert main(["show", "--baseline-dir", "cal"]) == 0
     assert "noise-calibrated" in capsys.readouterr().out
