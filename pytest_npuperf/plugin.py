@@ -248,14 +248,16 @@ class NpuPerfPlugin:
             return
         from .baseline import BaselineError
 
+        saving = self.perf.settings.save_baseline
+        # Before the outputs, so that they show the pooled samples that are saved.
+        if saving and not self._record_more_processes(session):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         try:
             self._write_outputs()
         except OSError as exc:
             self.messages.append(f"npuperf: could not write an output file: {exc}")
-        if self.perf.settings.save_baseline:
+        if saving:
             try:
-                if not self._record_more_processes(session):
-                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
                 self._save_baselines()
             except BaselineError as exc:
                 self.messages.append(f"npuperf: baseline NOT saved: {exc}")

@@ -30,6 +30,8 @@ def test_a_baseline_recorded_in_three_processes_stores_pooled_samples_and_their_
     assert len(shifted["samples"]) == 15
     assert {"e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes"} <= set(shifted["noise_cv"])
     assert 0.04 < shifted["noise_cv"]["e2e_s"] < 0.07  # medians 1.1, 1.0, 1.0: CV 5.5%
+    written = {t["test_id"]: t for t in json.loads((npt.path / "results.json").read_text())["tests"]}
+    assert len(written["test_perf.py::test_generate[fp16-bs1-zh_qa]"]["result"]["samples"]) == 15  # pooled
     quiet = entries["test_perf.py::test_generate[fp16-bs1-en_qa]"]
     assert quiet["noise_cv"]["e2e_s"] < 0.01
     assert npt.run("-k", "bs1").ret == 0  # and the pooled baseline compares
