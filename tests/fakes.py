@@ -16,7 +16,8 @@ the real plugin without real timing noise. Controlled by environment variables:
   with a usage error before measuring);
 - NPUPERF_FAKE_NAN: 'fp16-bs1-zh_qa:tokens_per_s,...' makes that metric of that test NaN;
 - NPUPERF_FAKE_LINEAR_BYTES: the size of the model's linear weights (default 800);
-- NPUPERF_FAKE_TOKEN: the id the fake tokenizer emits (default 5): other ids, same lengths.
+- NPUPERF_FAKE_TOKEN: the id the fake tokenizer emits (default 5): other ids, same lengths;
+- NPUPERF_FAKE_INDEX_LOG: a file a confirmation child appends '<xdist worker> <device index>' to.
 
 EVENTS records, in order, model loads ('load:fp16') and cache empties ('empty_cache').
 """
@@ -189,6 +190,9 @@ def install() -> None:
 
     def measure_once(loaded: Any, device: Any, batch: FakeBatch, max_new_tokens: int, clock: Any = None) -> Sample:
         test = current["id"]
+        if os.environ.get("NPUPERF_FAKE_INDEX_LOG") and os.environ.get("NPUPERF_CONFIRMING") == "1":
+            with open(os.environ["NPUPERF_FAKE_INDEX_LOG"], "a") as log:
+                log.write(f"{os.environ.get('PYTEST_XDIST_WORKER', '-')} {device.index}\n")
         n = counters.get(test, 0)
         counters[test] = n + 1
         rng = random.Random(f"{os.environ.get('NPUPERF_FAKE_SEED', '0')}|{test}|{n}")

@@ -207,3 +207,16 @@ def test_the_child_process_takes_the_device_index_it_is_given(npt):
     bad = npt.run("-k", ONE, NPUPERF_CONFIRMING="1", NPUPERF_DEVICE_INDEX="gpu")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     assert child_device_index({DEVICE_INDEX_ENV: "1"}) is None  # only inside a confirmation child
+
+
+def test_under_xdist_the_child_measures_on_its_workers_device(npt):
+    pytest.importorskip("xdist")
+    npt.fake()
+    npt.run("-n", "2", SAVE, NPUPERF_FAKE_DEVICES="2")
+    log = npt.path / "index.log"
+    slow = ",".join(f"{name}=1.3" for name in ("fp16-bs1-zh_qa", "fp16-bs8-en_qa", "bf16-bs1-en_qa", "bf16-bs8-zh_qa"))
+    result = npt.run("-n", "2", "--npuperf-confirm", seed=1, NPUPERF_FAKE_DEVICES="2", NPUPERF_FAKE_SLOWDOWN=slow,
+                     NPUPERF_FAKE_INDEX_LOG=str(log))
+    result.assert_outcomes(passed=4, failed=4)  # four confirmations, spread over both workers
+    seen = {tuple(line.split()) for line in log.read_text().splitlines()}
+    assert seen and all(worker == f"gw{index}" for worker, index in seen), seen
