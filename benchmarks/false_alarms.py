@@ -28,10 +28,10 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from pytest_npuperf.cli import between_process_cv
+from pytest_npuperf.noise import between_process_cv
 from pytest_npuperf.device.cpu import CPU_TIME_FLOOR
 from pytest_npuperf.metrics import METRICS
-from pytest_npuperf.stats import INCONCLUSIVE, REGRESSED, decide
+from pytest_npuperf.stats import DRIFT, IMPROVED, INCONCLUSIVE, OK, REGRESSED, decide
 
 E2E = METRICS["e2e_s"]
 RUNS = 5
@@ -63,12 +63,34 @@ class NoiseModel:
 def judge(current: Callable[[int], List[float]], baseline: Sequence[float], floor: float,
           noise_cv: Optional[float]) -> str:
     """The plugin's flow: decide; if INCONCLUSIVE, more samples up to the cap, alpha/2."""
+    return judge_samples(current, baseline, floor, noise_cv)[0]
+
+
+def judge_samples(current: Callable[[int], List[float]], baseline: Sequence[float], floor: float,
+                  noise_cv: Optional[float]) -> Tuple[str, List[float]]:
+    """judge(), also returning the samples it took."""
     cur = current(RUNS)
     verdict = decide(E2E, cur, baseline, floor, 0.05, noise_cv)
     if verdict.status == INCONCLUSIVE:
         cur += current(MAX_RUNS - RUNS)
         verdict = decide(E2E, cur, baseline, floor, 0.025, noise_cv)
-    return verdict.status
+    return verdict.status, cur
+
+
+def confirmed(rule: str, parent: List[float], child: Callable[[int], List[float]], baseline: Sequence[float],
+              floor: float, noise_cv: Optional[float]) -> bool:
+    """Whether a regression stands after a confirmation process.
+
+    'repeat' (the rule before issue 13): only a child that regresses again confirms it.
+    'pooled' (the plugin's rule): a child that does not judge OK/DRIFT/IMPROVED confirms it (fail
+    closed: INCONCLUSIVE too); otherwise the pooled samples of both processes decide.
+    """
+    status, samples = judge_samples(child, baseline, floor, noise_cv)
+    if rule == "repeat":
+        return status == REGRESSED
+    if status not in (OK, DRIFT, IMPROVED):
+        return True
+    return decide(E2E, parent + samples, baseline, floor, 0.05, noise_cv).status == REGRESSED
 
 
 def synthetic(trials: int, seed: int) -> None:
@@ -77,14 +99,15 @@ def synthetic(trials: int, seed: int) -> None:
         NoiseModel("measurement.md scenario: 3% noise, 10% of runs slowed up to 1.5x", 0.03, 0.0, 0.10, 1.5),
         NoiseModel("quiet accelerator, assumed: 1% in-process, 1% between processes, 5% outliers", 0.01, 0.01, 0.05, 1.5),
     ]
-    rules: List[Tuple[str, Callable[[NoiseModel, random.Random], Tuple[List[float], float, Optional[float]]], bool]] = [
-        ("floor 3%, --npuperf-no-confirm", _plain(E2E.floor), False),
-        ("floor 3% + confirmation (default on npu/cuda)", _plain(E2E.floor), True),
-        (f"CPU profile floor {CPU_TIME_FLOOR:.0%}", _plain(CPU_TIME_FLOOR), False),
-        ("calibrated over 3 processes (pytest_npuperf calibrate)", _calibrated, False),
-        ("calibrated + confirmation", _calibrated, True),
+    rules: List[Tuple[str, Callable[[NoiseModel, random.Random], Tuple[List[float], float, Optional[float]]], str]] = [
+        ("floor 3%, --npuperf-no-confirm", _plain(E2E.floor), ""),
+        ("floor 3% + confirmation, old rule (child must regress)", _plain(E2E.floor), "repeat"),
+        ("floor 3% + confirmation, pooled (default on npu/cuda)", _plain(E2E.floor), "pooled"),
+        (f"CPU profile floor {CPU_TIME_FLOOR:.0%}", _plain(CPU_TIME_FLOOR), ""),
+        ("calibrated over 3 processes (pytest_npuperf calibrate)", _calibrated, ""),
+        ("calibrated + confirmation, old rule", _calibrated, "repeat"),
+        ("calibrated + confirmation, pooled", _calibrated, "pooled"),
     ]
-    rng = random.Random(seed)
     print(f"synthetic: {trials} trials per cell, {RUNS} runs per side (up to {MAX_RUNS} when inconclusive), e2e_s")
     print(f"{'noise model / rule':<64}" + "".join(f"{'A/A' if s == 0 else f'+{s:.0%}':>9}" for s in SLOWDOWNS))
     for model in models:
@@ -92,13 +115,15 @@ def synthetic(trials: int, seed: int) -> None:
         for name, floor_of, confirm in rules:
             rates = []
             for slowdown in SLOWDOWNS:
+                rng = random.Random(f"{seed}|{model.name}|{slowdown}")  # every rule sees the same draws
                 hits = 0
                 for _ in range(trials):
                     baseline, floor, noise = floor_of(model, rng)
-                    status = judge(model.process(rng, slowdown), baseline, floor, noise)
-                    if status == REGRESSED and confirm:
-                        status = judge(model.process(rng, slowdown), baseline, floor, noise)
-                    hits += status == REGRESSED
+                    status, samples = judge_samples(model.process(rng, slowdown), baseline, floor, noise)
+                    regressed = status == REGRESSED
+                    if regressed and confirm:
+                        regressed = confirmed(confirm, samples, model.process(rng, slowdown), baseline, floor, noise)
+                    hits += regressed
                 rates.append(hits / trials)
             print(f"  {name:<62}" + "".join(f"{r * 100:8.1f}%" for r in rates))
     print("A/A = false alarms (target <= 1%); +x% = detection of an x% slowdown (targets: 95% at 10%, 80% at 5%)")
@@ -161,13 +186,29 @@ def real(processes: int, new_tokens: int) -> None:
           "process against every other process of a level")
     print(f"{'rule':<40}" + "".join(f"{'A/A' if s == 0 else f'+{s:.0%}':>14}" for s in SLOWDOWNS))
     cal_cv = between_process_cv([statistics.median(b[:RUNS]) for b in base])
-    for name, floor, noise in (("default floor 3%", E2E.floor, None), (f"CPU profile floor {CPU_TIME_FLOOR:.0%}", CPU_TIME_FLOOR, None),
-                               (f"calibrated (between-process CV {cal_cv:.1%})", E2E.floor, cal_cv)):
+    rules = (("default floor 3%", E2E.floor, None, ""),
+             ("floor 3% + confirmation, old rule", E2E.floor, None, "repeat"),
+             ("floor 3% + confirmation, pooled", E2E.floor, None, "pooled"),
+             (f"CPU profile floor {CPU_TIME_FLOOR:.0%}", CPU_TIME_FLOOR, None, ""),
+             (f"calibrated (between-process CV {cal_cv:.1%})", E2E.floor, cal_cv, ""))
+    for name, floor, noise, confirm in rules:
         cells = []
         for slowdown in SLOWDOWNS:
-            pairs = [(b, c) for (i, b), (j, c) in itertools.product(enumerate(base), enumerate(runs[slowdown]))
-                     if slowdown or i != j]
-            hits = sum(judge(_replay(c), b[:RUNS], floor, noise) == REGRESSED for b, c in pairs)
+            level = runs[slowdown]
+            triples = [(i, j, (j + k) % len(level)) for i, j in itertools.product(range(len(base)), range(len(level)))
+                       for k in range(1, len(level)) if slowdown or i != j]
+            # The confirmation child of a pair: the next process of the level that is neither side.
+            pairs = {}
+            for i, j, child in triples:
+                if (i, j) not in pairs and (slowdown or child != i):
+                    pairs[(i, j)] = child
+            hits = 0
+            for (i, j), child in pairs.items():
+                status, samples = judge_samples(_replay(level[j]), base[i][:RUNS], floor, noise)
+                regressed = status == REGRESSED
+                if regressed and confirm:
+                    regressed = confirmed(confirm, samples, _replay(level[child]), base[i][:RUNS], floor, noise)
+                hits += regressed
             cells.append(f"{hits}/{len(pairs)}")
         print(f"{name:<40}" + "".join(f"{c:>14}" for c in cells))
     print("the calibrated row uses noise measured on the same A processes it is tested on: optimistic")

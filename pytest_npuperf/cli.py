@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -15,10 +14,12 @@ from .baseline import BaselineEntry, BaselineError, BaselineStore, entry_medians
 from .compare import compare, floors_for
 from .device.cpu import CPU_TIME_FLOOR
 from .metrics import METRICS, format_value
+from .noise import PoolError, noise_of, pool
 from .outcome import TestOutcome
 from .report import short_id, summary_lines
 from .result import Result
 
+# The columns of calibrate's table (every gated metric is calibrated and stored).
 CALIBRATED_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s")
 
 
@@ -38,34 +39,6 @@ def _load_results(path: Path) -> Dict[str, Any]:
 
 def _results(data: Dict[str, Any]) -> Dict[str, Result]:
     return {t["test_id"]: Result.from_dict(t["result"]) for t in data["tests"] if t.get("result")}
-
-
-def between_process_cv(medians: Sequence[float]) -> float:
-    """Sample SD / mean of per-process medians: the (n-1) SD, because with 3-5 processes the
-    population SD underestimates the spread the next process will show."""
-    return statistics.stdev(medians) / statistics.mean(medians) if len(medians) >= 2 else 0.0
-
-
-def noise_of(runs: Sequence[Result]) -> Dict[str, float]:
-    """Between-process CV per calibrated metric."""
-    out = {}
-    for name in CALIBRATED_METRICS:
-        medians = [statistics.median(r.values(name)) for r in runs if r.values(name)]
-        if len(medians) >= 2 and statistics.mean(medians) > 0:
-            out[name] = between_process_cv(medians)
-    return out
-
-
-def pool(runs: Sequence[Result]) -> Result:
-    """One result with the samples of every process (workloads must be equal)."""
-    first = runs[0]
-    for other in runs[1:]:
-        diff = other.workload.differences(first.workload)
-        if diff:
-            raise CliError(f"{first.test_id}: workloads differ between processes: {'; '.join(diff)}")
-    samples = [s for r in runs for s in r.samples]
-    return Result(first.test_id, first.profile, first.workload, samples, first.stack, first.timestamp,
-                  dict(first.extra, calibration_processes=len(runs)))
 
 
 def calibrate(processes: int, pytest_args: List[str], baseline_dir: Path, reason: str) -> int:
@@ -97,7 +70,10 @@ def calibrate(processes: int, pytest_args: List[str], baseline_dir: Path, reason
     groups: Dict[tuple, List[Result]] = {}
     noise: Dict[str, Dict[str, float]] = {}
     for tid, runs in keep.items():
-        pooled = pool(runs)
+        try:
+            pooled = pool(runs)
+        except PoolError as exc:
+            raise CliError(str(exc)) from None
         noise[tid] = noise_of(runs)
         groups.setdefault((pooled.profile, pooled.extra.get("model", pooled.workload.model_id)), []).append(pooled)
     print(f"{'test':<28}" + "".join(f"{m:>14}" for m in CALIBRATED_METRICS) + "   (between-process CV)")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-from .baseline import BaselineEntry
+from .baseline import BaselineEntry, BaselineError
 from .fingerprint import stack_changes
 from .metrics import METRICS, TIME_METRICS, Metric, format_value
 from .result import Result
 from .stats import MISMATCH, NO_BASELINE, OK, REGRESSED, Verdict, decide, worst_status
+
+ACCELERATOR_KINDS = ("npu", "cuda")
+NO_PROCESS_NOISE = ("no between-process noise in the baseline: tolerance from in-process noise only "
+                    "(record it again with --npuperf-save-baseline, 3 fresh processes by default)")
 
 
 @dataclass
@@ -78,16 +83,27 @@ def compare(
     mismatch = result.workload.differences(entry.workload)
     if mismatch:
         return Comparison(MISMATCH, mismatch=mismatch, stack_changes=changes)
+    # An accelerator baseline recorded in one process: its tolerances know nothing of the shift
+    # between processes, the largest noise there is (said in every row it affects).
+    unmeasured = not entry.noise_cv and result.extra.get("device_kind") in ACCELERATOR_KINDS
     verdicts = []
     for name, metric in METRICS.items():
         current, baseline = result.values(name), entry.values(name)
         if not current or not baseline:
             continue
+        if not all(math.isfinite(v) for v in baseline):
+            raise BaselineError(
+                f"the baseline of {result.test_id} holds non-finite {name} samples; it was recorded from a "
+                "broken measurement: record it again with --npuperf-save-baseline"
+            )
         noise = entry.noise_cv.get(name)
         floor = floors[name] if noise is None or calibrated_floors is None else calibrated_floors[name]
         verdict = decide(metric, current, baseline, floor, alpha, noise)
+        verdict.gated = metric.gates(bool(result.extra.get("real_weights")))
+        if unmeasured and metric.statistical:
+            verdict.note = f"{verdict.note}; {NO_PROCESS_NOISE}" if verdict.note else NO_PROCESS_NOISE
         verdicts.append(verdict)
-    gated = [v.status for v in verdicts if METRICS[v.metric].gated]
+    gated = [v.status for v in verdicts if v.gated]
     return Comparison(worst_status(gated) if gated else OK, verdicts, [], changes)
 
 
@@ -118,7 +134,7 @@ def failure_message(test_id: str, comparison: Comparison, related: Optional[List
         lines += [f"  {d}" for d in comparison.mismatch]
         lines.append("  Re-record the baseline with --npuperf-save-baseline if the new workload is intended.")
     else:
-        regressed = [v for v in comparison.verdicts if v.status == REGRESSED and METRICS[v.metric].gated]
+        regressed = [v for v in comparison.verdicts if v.status == REGRESSED and v.gated]
         lines.append(f"{test_id}: performance regressed")
         lines += [f"  REGRESSED {describe(METRICS[v.metric], v)}" for v in regressed]
     if related:

@@ -10,9 +10,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 import pytest
 
 from .baseline import BaselineError
-from .compare import failure_message
+from .compare import Comparison, failure_message
 from .compat import Unsupported
-from .confirm import confirm_regression, in_confirmation_child
+from .confirm import in_confirmation_child, run_child
 from .kernels import KernelError
 from .measure import MeasurementError
 from .metrics import METRICS
@@ -150,18 +150,44 @@ class NpuPerf:
             if values:
                 self._user_properties.append((f"npuperf_{name}_median", statistics.median(values)))
 
+    def _confirm(self, outcome: TestOutcome) -> Comparison:
+        """Re-run this test in a fresh process on this device and judge both processes' samples.
+
+        Fails closed: only a child that measured the same workload and judged it OK, DRIFT or
+        IMPROVED, with the pooled samples not REGRESSED either, turns the regression into
+        UNCONFIRMED. The parent's model leaves the device first, so the child has its memory.
+        """
+        assert outcome.result is not None and outcome.comparison is not None
+        result, comparison = outcome.result, outcome.comparison
+        self._session.release_device()
+        child = run_child(self._confirm_command or [], self.test_id, self._rootdir or Path.cwd(),
+                          self._session.settings.worker_index, result.workload)
+        result.extra["confirmation"] = {"outcome": child.outcome, "samples": len(child.samples),
+                                        "exit_code": child.exit_code}
+        if not child.may_unconfirm:
+            comparison.confirmation = f"{child.account()}; the regression stands"
+            return comparison
+        pooled = self._session.compare_pooled(result, child.samples, self._tolerances)
+        pooled.confirmation = (
+            f"{child.account()}; the pooled samples of both processes ({len(result.samples)} + "
+            f"{len(child.samples)}) against the baseline: {pooled.status}"
+        )
+        if pooled.status == REGRESSED:
+            return pooled
+        comparison.status = UNCONFIRMED
+        comparison.confirmation = pooled.confirmation
+        return comparison
+
     def _judge(self, outcome: TestOutcome) -> None:
         assert outcome.comparison is not None
         comparison = outcome.comparison
         saving = self._session.settings.save_baseline
         confirm = self._confirm_command and self._session.settings.confirms(self._session.device().kind)
         if comparison.status == REGRESSED and not saving and confirm and not in_confirmation_child():
-            status, account = confirm_regression(self._confirm_command, self.test_id, self._rootdir or Path.cwd())
-            comparison.confirmation = account
-            if status != REGRESSED:
-                comparison.status = UNCONFIRMED
-                warnings.warn(NpuPerfWarning(f"{self.test_id}: regression not confirmed; {account}"), stacklevel=3)
-                return
+            comparison = outcome.comparison = self._confirm(outcome)
+            if comparison.status == UNCONFIRMED:
+                warnings.warn(NpuPerfWarning(f"{self.test_id}: regression not confirmed; {comparison.confirmation}"),
+                              stacklevel=3)
         if comparison.status in (MISMATCH, REGRESSED) and not saving:
             related = related_regressions(self._session.outcomes) if comparison.status == REGRESSED else None
             pytest.fail(failure_message(self.test_id, comparison, related), pytrace=False)

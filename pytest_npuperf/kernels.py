@@ -53,6 +53,8 @@ def step_kernel(loaded: Any, kind: str, batch: int, length: int, torch_device: s
 
     if kind not in STEP_KINDS:
         raise KernelError(f"unknown step {kind!r}; accepted: {', '.join(STEP_KINDS)}")
+    from .model import kv_bytes_per_token
+
     model, config = loaded.model, loaded.model.config
     d = _dims(config)
     kv_item = _itemsize(loaded)
@@ -68,7 +70,7 @@ def step_kernel(loaded: Any, kind: str, batch: int, length: int, torch_device: s
                 return model(input_ids=ids, use_cache=True)
 
         attn = 4 * d["layers"] * batch * length * length * d["heads"] * d["head_dim"] / 2
-        kv_written = 2 * d["layers"] * batch * length * d["kv"] * d["head_dim"] * kv_item
+        kv_written = kv_bytes_per_token(config, kv_item) * batch * length
         return Kernel(prefill, 2 * params * batch * length + attn, linear_bytes + kv_written)
     from .compat import cache_kwarg, crop_cache, dynamic_cache, output_cache
 
@@ -87,7 +89,7 @@ def step_kernel(loaded: Any, kind: str, batch: int, length: int, torch_device: s
     def reset() -> None:
         crop_cache(cache, length)  # back to the context, so every call decodes the same step
 
-    kv_read = 2 * d["layers"] * batch * length * d["kv"] * d["head_dim"] * kv_item
+    kv_read = kv_bytes_per_token(config, kv_item) * batch * length
     attn = 4 * d["layers"] * batch * length * d["heads"] * d["head_dim"]
     return Kernel(decode, 2 * params * batch + attn, linear_bytes + kv_read, reset)
 

@@ -14,18 +14,37 @@ Guards against the reference study's mistakes:
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Sequence
 
 from .device import Device
 from .model import LoadedModel
-from .result import Sample
+from .result import Sample, token_ids_hash
 from .workloads import Prompt
 
 
 class MeasurementError(Exception):
     """The measurement itself is invalid (wrong output length, impossible numbers...)."""
+
+
+def check_finite(sample: Sample, index: int) -> None:
+    """A NaN or infinite value is a broken measurement, never a number to judge."""
+    from .metrics import METRICS
+
+    bad = [f"{name}={value}" for name in METRICS
+           for value in [sample.metric(name)] if value is not None and not math.isfinite(value)]
+    if bad:
+        raise MeasurementError(
+            f"sample {index + 1} has non-finite values ({', '.join(bad)}): a broken timer, counter or "
+            "model output; no verdict is drawn from it"
+        )
+
+
+# What generate_fixed asks of transformers: part of the workload's identity (with the model's
+# attention implementation), since a change of any of them changes the work.
+GENERATION_SETTINGS = "greedy, num_beams=1, fixed length (min_new_tokens=max_new_tokens), cache=dynamic"
 
 
 @dataclass
@@ -34,6 +53,7 @@ class Batch:
     attention_mask: Any
     prompt_tokens: List[int]
     prompt_ids: List[str]
+    ids_hash: str = ""  # token_ids_hash of the unpadded rows
 
 
 def make_batch(loaded: LoadedModel, prompts: Sequence[Prompt], torch_device: str) -> Batch:
@@ -50,6 +70,7 @@ def make_batch(loaded: LoadedModel, prompts: Sequence[Prompt], torch_device: str
         attention_mask=torch.tensor(mask, dtype=torch.long, device=torch_device),
         prompt_tokens=[len(r) for r in rows],
         prompt_ids=[p.prompt_id for p in prompts],
+        ids_hash=token_ids_hash(rows),
     )
 
 

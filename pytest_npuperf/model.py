@@ -105,6 +105,7 @@ class LoadedModel:
     dense_linear_weight_bytes: int = 0
     real_weights: bool = False  # a checkpoint, not random weights
     quant_kernel: str = ""
+    quant_released_bytes: Optional[int] = None  # device memory freed by quantization (None on a CPU)
     # prompt id -> fidelity metrics of the int8 model against its own 16-bit weights
     fidelity: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
@@ -132,6 +133,12 @@ def config_fingerprint(config: Any, precision: str, weights: str) -> str:
     data.update(precision=precision, weights=weights)
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def kv_bytes_per_token(config: Any, item_bytes: int) -> int:
+    """Bytes of KV cache one token of one sequence holds: keys and values of every layer."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * item_bytes
 
 
 def _stored_bytes(module: Any) -> int:
@@ -289,17 +296,21 @@ def greedy_fidelity(reference: List[int], current: List[int]) -> Dict[str, float
 
 
 def _quantize(loaded: LoadedModel, precision: Precision, torch_device: str) -> None:
-    from .quant import KERNELS, check_quantized, fidelity, quantize_model
+    from .quant import KERNELS, allocated_bytes, check_memory_released, check_quantized, fidelity, quantize_model
 
     backend = torch_device.split(":")[0]
     reference = _prompt_logits(loaded, torch_device)
     # Generated text only means something with real weights: greedy agreement for checkpoints.
     greedy_reference = greedy_outputs(loaded, torch_device) if loaded.real_weights else {}
     loaded.dense_linear_weight_bytes = loaded.linear_weight_bytes
+    before = allocated_bytes(backend)
     quantize_model(loaded.model, precision.quant, backend)
+    after = allocated_bytes(backend)
     sizes = module_bytes(loaded.model)
     loaded.weight_bytes, loaded.linear_weight_bytes = sizes["weight_bytes"], sizes["linear_weight_bytes"]
     check_quantized(loaded.model, loaded.dense_linear_weight_bytes, loaded.linear_weight_bytes, precision.name)
+    loaded.quant_released_bytes = check_memory_released(before, after, loaded.dense_linear_weight_bytes,
+                                                        precision.name)
     loaded.quant_kernel = KERNELS[(backend, precision.quant)][0]
     current = _prompt_logits(loaded, torch_device)
     loaded.fidelity = {pid: fidelity(reference[pid], current[pid]) for pid in reference}

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .compare import Comparison
 from .metrics import METRICS, format_value
-from .model import LoadedModel
+from .model import LoadedModel, kv_bytes_per_token
 from .result import Result, Sample, Workload
 from .stats import INCONCLUSIVE, REGRESSED
 
@@ -99,20 +99,24 @@ def related_regressions(outcomes: Mapping[str, TestOutcome], limit: int = 8) -> 
     return [text for _, text in sorted(rows, reverse=True)[:limit]]
 
 
-def generation_picture(loaded: LoadedModel, prompt_tokens: List[int], new_tokens: int, samples: List[Sample]) -> Dict[str, Any]:
-    """Memory split (weights, KV cache, activations) and the decode bandwidth the TPOT implies."""
+def decode_step_bytes(loaded: LoadedModel, prompt_tokens: List[int], new_tokens: int) -> Dict[str, int]:
+    """Bytes one decode step reads, mid-generation (the average step), and the final KV cache."""
     config = loaded.model.config
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     item = next(loaded.model.parameters()).element_size()
-    per_token_kv = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * item
+    per_token_kv = kv_bytes_per_token(config, item)
     width = max(prompt_tokens)
     kv_bytes = per_token_kv * len(prompt_tokens) * (width + new_tokens)
     # Weights read per decode step: decoder linears as stored + lm_head (embedding: one row).
     step_bytes = loaded.linear_weight_bytes + config.vocab_size * config.hidden_size * item
     step_bytes += per_token_kv * len(prompt_tokens) * (width + new_tokens // 2)  # KV read, mid-generation
+    return {"kv_cache_bytes": kv_bytes, "decode_bytes_per_step": step_bytes}
+
+
+def generation_picture(loaded: LoadedModel, prompt_tokens: List[int], new_tokens: int, samples: List[Sample]) -> Dict[str, Any]:
+    """Memory split (weights, KV cache, activations) and the decode bandwidth the TPOT implies."""
+    picture: Dict[str, Any] = dict(decode_step_bytes(loaded, prompt_tokens, new_tokens))
+    kv_bytes, step_bytes = picture["kv_cache_bytes"], picture["decode_bytes_per_step"]
     tpots = [s.tpot_s for s in samples if s.tpot_s]
-    picture: Dict[str, Any] = {"kv_cache_bytes": kv_bytes, "decode_bytes_per_step": step_bytes}
     if tpots:
         picture["decode_gb_s"] = step_bytes / statistics.median(tpots) / 1e9
     peaks = [s.peak_allocated_bytes for s in samples if s.peak_allocated_bytes]

@@ -12,10 +12,11 @@ import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, Generator, List, Tuple
+from typing import Any, Dict, Generator, List, Set, Tuple
 
 import pytest
 
+from .confirm import child_device_index
 from .device import DeviceShared, DeviceUnavailable, prepare_torch_import
 from .fixture import NpuPerf, NpuPerfWarning
 from .settings import DEVICES, PRESETS, Settings, SettingsError, build_settings, marker_overrides
@@ -39,6 +40,9 @@ _OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
     ("results", "npuperf_results",
      "results JSON of the whole run ('none' to disable). Default: <rootdir>/.npuperf/results.json.", "string"),
     ("threads", "npuperf_threads", "torch CPU threads (torch.set_num_threads). Default: torch's choice.", "string"),
+    ("processes", "npuperf_processes",
+     "with --npuperf-save-baseline: record in N fresh processes, storing pooled samples and the "
+     "between-process noise of every gated metric. Default 3 on npu/cuda, 1 on cpu.", "string"),
     ("html", "npuperf_html", "write a self-contained offline HTML report (charts included) to PATH.", "string"),
     ("markdown", "npuperf_markdown",
      "write a Markdown summary to PATH. Default: appended to $GITHUB_STEP_SUMMARY when that is set.", "string"),
@@ -119,6 +123,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None:  # a pytest-xdist worker: one device per worker
         settings = replace(settings, worker_index=int(str(workerinput["workerid"]).lstrip("gw") or 0),
                            worker_count=int(workerinput.get("workercount", 1)))
+    try:
+        index = child_device_index()
+    except ValueError as exc:
+        raise pytest.UsageError(f"pytest-npuperf: {exc}") from None
+    if index is not None:  # a confirmation child measures on its parent's device
+        settings = replace(settings, worker_index=index, worker_count=1)
     config.stash[SETTINGS_KEY] = settings
     prepare_torch_import()
     plugin = NpuPerfPlugin(settings, _confirm_command(config, settings))
@@ -153,6 +163,7 @@ class NpuPerfPlugin:
         self.perf = PerfSession(settings)
         self.confirm_command = confirm_command
         self.messages: List[str] = []
+        self.not_recorded: Set[str] = set()  # tests that did not pass in every recording process
         self.active = False
         self.total = 0
         self.done = 0
@@ -237,11 +248,15 @@ class NpuPerfPlugin:
             return
         from .baseline import BaselineError
 
+        saving = self.perf.settings.save_baseline
+        # Before the outputs, so that they show the pooled samples that are saved.
+        if saving and not self._record_more_processes(session):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         try:
             self._write_outputs()
         except OSError as exc:
             self.messages.append(f"npuperf: could not write an output file: {exc}")
-        if self.perf.settings.save_baseline:
+        if saving:
             try:
                 self._save_baselines()
             except BaselineError as exc:
@@ -299,17 +314,47 @@ class NpuPerfPlugin:
             header["device_unavailable"] = str(exc)
         return header
 
+    def _record_more_processes(self, session: pytest.Session) -> bool:
+        """With --npuperf-processes N > 1: run the recorded tests in N - 1 more fresh processes and
+        replace each result by the pooled one, with its noise. False when a test could not be
+        recorded in every process (it is then not saved)."""
+        from .confirm import in_confirmation_child
+        from .recording import record_processes
+
+        s = self.perf.settings
+        first = {tid: o.result for tid, o in self.perf.outcomes.items()
+                 if o.result is not None and (o.passed or s.force)}
+        kinds = {str(r.extra.get("device_kind", "")) for r in first.values()}
+        processes = max((s.processes_for(kind) for kind in kinds), default=1)
+        if processes < 2 or not first or in_confirmation_child():
+            return True
+        self.perf.release_device()  # the children need the device's memory
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        say = reporter.write_line if reporter is not None else (lambda line: None)
+        pooled, problems = record_processes(self.confirm_command, first, Path(str(session.config.rootpath)),
+                                            s.worker_index, processes, say)
+        for tid, result in pooled.items():
+            self.perf.outcomes[tid].result = result
+        self.not_recorded.update(set(first) - set(pooled))  # fails closed: never saved, even with --force
+        if pooled:
+            self.messages.append(f"npuperf: {len(pooled)} test(s) recorded in {processes} fresh processes, "
+                                 "with their between-process noise")
+        self.messages += [f"npuperf: NOT recorded in every process, so not saved: {line}" for line in problems]
+        return not problems
+
     def _save_baselines(self) -> None:
         groups: Dict[Tuple[str, str], List[Any]] = {}
         skipped = []
         force = self.perf.settings.force
         for outcome in self.perf.outcomes.values():
-            if outcome.result is None or not (outcome.passed or force):
+            if outcome.result is None or not (outcome.passed or force) or outcome.test_id in self.not_recorded:
                 skipped.append(outcome.test_id)
                 continue
             groups.setdefault((outcome.result.profile, outcome.result.extra["model"]), []).append(outcome.result)
         for (profile, model), results in groups.items():
-            path = self.perf.store.save(profile, model, results, reason=self.perf.settings.reason, force=force)
+            noise = {r.test_id: r.extra["noise_cv"] for r in results if r.extra.get("noise_cv")}
+            path = self.perf.store.save(profile, model, results, reason=self.perf.settings.reason,
+                                        noise_cv=noise, force=force)
             self.messages.append(f"npuperf: saved {len(results)} baseline entries to {path}")
         if skipped:
             self.messages.append(

@@ -23,12 +23,15 @@ for w8a8 it is stored (K, N) contiguous with an (N,) float32 scale and a float32
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 SCHEMES = ("w8a16", "w8a8")
 # An int8 model whose linear weights are not below this fraction of the 16-bit ones was not
 # quantized (int8 + scales is about 0.5x).
 MAX_QUANTIZED_FRACTION = 0.55
+# On a device, quantization must give back at least this fraction of the 16-bit linear bytes
+# (about 0.5 is the ideal): less means the 16-bit weights are still held somewhere.
+MIN_RELEASED_FRACTION = 0.4
 
 
 class QuantizationError(Exception):
@@ -171,8 +174,41 @@ def quantize_model(model: Any, scheme: str, backend: str) -> List[str]:
         for child_name, child in list(module.named_children()):
             if isinstance(child, torch.nn.Linear):
                 setattr(module, child_name, int8_linear(child, scheme, backend))
+                # Drop the 16-bit weight now: the module list above keeps every replaced Linear
+                # alive until this function returns, and with it all the 16-bit weights.
+                del child.weight
                 replaced.append(f"{name}.{child_name}" if name else child_name)
     return replaced
+
+
+def allocated_bytes(backend: str) -> Optional[int]:
+    """Device memory held by live tensors, after a collection and an emptied cache (None on a CPU)."""
+    import gc
+
+    gc.collect()
+    if backend == "cpu":
+        return None
+    import torch
+
+    module = getattr(torch, backend)  # torch.cuda, or torch.npu once torch_npu is imported
+    module.synchronize()
+    module.empty_cache()
+    return int(module.memory_allocated())
+
+
+def check_memory_released(before: Optional[int], after: Optional[int], dense_linear_bytes: int, precision: str) -> Optional[int]:
+    """Fail unless the device gave back >= 0.4 x the 16-bit linear bytes; returns the bytes freed."""
+    if before is None or after is None:
+        return None
+    released = before - after
+    if released < MIN_RELEASED_FRACTION * dense_linear_bytes:
+        raise QuantizationError(
+            f"quantization did not free the device memory: precision {precision} released "
+            f"{released / 2**20:.1f} MiB of allocated memory ({before / 2**20:.1f} -> {after / 2**20:.1f} MiB), "
+            f"less than {MIN_RELEASED_FRACTION} x the 16-bit linear weights ({dense_linear_bytes / 2**20:.1f} MiB): "
+            "the 16-bit weights are still referenced"
+        )
+    return released
 
 
 def check_quantized(model: Any, dense_linear_bytes: int, linear_bytes: int, precision: str) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional
 
+from .compare import NO_PROCESS_NOISE
 from .metrics import METRICS, format_value
 from .outcome import TestOutcome
 from .stats import REGRESSED, UNCONFIRMED, median, robust_cv
@@ -32,7 +33,7 @@ def _row(outcome: TestOutcome, name: str, first: bool) -> Optional[List[str]]:
     status = verdict.status if verdict else (outcome.comparison.status if outcome.comparison else "-")
     if verdict and status == REGRESSED and outcome.comparison.status == UNCONFIRMED:
         status = UNCONFIRMED  # the fresh process did not reproduce it
-    if not metric.gated and verdict:
+    if verdict and not verdict.gated:
         status = f"({status})"
     return [
         short_id(outcome.test_id) if first else "",
@@ -41,7 +42,8 @@ def _row(outcome: TestOutcome, name: str, first: bool) -> Optional[List[str]]:
         f"±{robust_cv(values) * 100:.1f}%",
         format_value(metric, verdict.baseline_median) if verdict else "-",
         f"{verdict.change * 100:+.1f}%" if verdict and verdict.change is not None else "-",
-        f"{verdict.tolerance * 100:.0f}%" if verdict and verdict.tolerance is not None else "-",
+        (f"{verdict.tolerance * 100:.0f}%" + (" (no process noise)" if NO_PROCESS_NOISE in verdict.note else ""))
+        if verdict and verdict.tolerance is not None else "-",
         f"{verdict.p_value:.3f}" if verdict and verdict.p_value is not None else "-",
         status,
     ]

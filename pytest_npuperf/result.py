@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+# Version of what a Workload records. 1: names and lengths only; 2: also the exact input token
+# ids, tokenizer, generation settings, int8 kernel and serving schedule. Workloads of different
+# versions never compare: an old baseline must be recorded again.
+IDENTITY_VERSION = 2
+
+
+def token_ids_hash(rows: Sequence[Sequence[int]]) -> str:
+    """A short hash of the exact input token ids of every row, in order (padding excluded)."""
+    text = json.dumps([[int(t) for t in row] for row in rows], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class Workload:
-    """Everything that must be equal for two results to be comparable."""
+    """Everything that must be equal for two results to be comparable: what was run, not its name."""
 
     model_id: str
     model_fingerprint: str
@@ -18,9 +31,24 @@ class Workload:
     prompt_tokens: Tuple[int, ...]
     max_new_tokens: int
     mode: str = "eager-greedy-fixed-length"
+    input_ids_hash: str = ""  # token_ids_hash of the rows fed to the model ('' for synthetic inputs)
+    tokenizer: str = ""
+    generation: str = ""  # settings that change the work: decoding, cache kind, attention implementation
+    quant_kernel: str = ""  # the int8 kernel that ran ('' for 16-bit precisions)
+    serving: str = ""  # arrival schedule, SLOs and engine settings of a serving test
+    identity_version: int = IDENTITY_VERSION
 
     def differences(self, other: "Workload") -> List[str]:
         """Human lines, one per field that differs: 'max_new_tokens: 80 (baseline) vs 120 (now)'."""
+        if other.identity_version != self.identity_version:
+            older = other.identity_version < self.identity_version
+            return [
+                f"the baseline's workload was recorded by {'an older' if older else 'a newer'} pytest-npuperf "
+                f"(workload identity version {other.identity_version}, this one records version "
+                f"{self.identity_version}: exact input token ids, tokenizer, generation settings, int8 kernel, "
+                "serving schedule), so it cannot be shown to be the same work; record it again with "
+                "--npuperf-save-baseline"
+            ]
         lines = []
         for f in fields(self):
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
@@ -40,6 +68,7 @@ class Workload:
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["prompt_ids"] = tuple(kwargs.get("prompt_ids", ()))
         kwargs["prompt_tokens"] = tuple(int(t) for t in kwargs.get("prompt_tokens", ()))
+        kwargs["identity_version"] = int(data.get("identity_version", 1))  # absent: written before version 2
         return cls(**kwargs)
 
 

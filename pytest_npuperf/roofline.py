@@ -99,17 +99,40 @@ def health_problems(current: Mapping[str, float], baseline: Mapping[str, float],
     return problems
 
 
-def check_bandwidth(bytes_read: float, seconds: float, calibration: Mapping[str, float], what: str) -> Optional[str]:
+# A timing may imply at most this much more than the calibrated copy bandwidth (the copy is a
+# measurement too; a little above it is real, 10% above it is a broken timing).
+BANDWIDTH_SLACK = 1.1
+
+
+def peak_gb_s(device_name: str) -> Optional[float]:
+    """The published memory bandwidth of this device in GB/s, where one is known."""
+    peak = known_peak(device_name)
+    return peak.hbm_tb_s * 1e3 if peak is not None and peak.hbm_tb_s else None
+
+
+def check_bandwidth(
+    bytes_read: float,
+    seconds: float,
+    calibration: Mapping[str, float],
+    what: str,
+    published_gb_s: Optional[float] = None,
+) -> Optional[str]:
     """A reason to reject a measurement that reads faster than the device can, else None.
 
-    Only applied when the data is at least as large as the calibration's copy buffer: smaller
+    Rejected above 1.1 x the calibrated copy bandwidth or above the published peak. Only
+    applied when the data is at least as large as the calibration's copy buffer: smaller
     working sets can live in caches, where higher figures are real.
     """
     peak = calibration.get("copy_gb_s")
     if not peak or seconds <= 0 or bytes_read < calibration.get("copy_buffer_bytes", float("inf")):
         return None
     implied = bytes_read / seconds / 1e9
-    if implied > 1.25 * peak:
-        return (f"{what} implies {implied:.1f} GB/s read, above 1.25 x the calibrated {peak:.1f} GB/s: "
+    if implied > BANDWIDTH_SLACK * peak:
+        return (f"{what} implies {implied:.1f} GB/s read ({bytes_read / 1e9:.3g} GB in {seconds * 1e3:.3g} ms), "
+                f"above {BANDWIDTH_SLACK:g} x the calibrated copy bandwidth of {peak:.1f} GB/s: "
                 "the timing cannot be right (missing synchronization?)")
+    if published_gb_s and implied > published_gb_s:
+        return (f"{what} implies {implied:.1f} GB/s read ({bytes_read / 1e9:.3g} GB in {seconds * 1e3:.3g} ms), "
+                f"above the published peak of {published_gb_s:.1f} GB/s: the timing cannot be right "
+                "(missing synchronization?)")
     return None

@@ -315,10 +315,9 @@ def serving_prompts(count: int) -> List[Any]:
 
 def kv_capacity_tokens(loaded: Any, device: Any, cpu_budget_bytes: int = 1 << 30) -> int:
     """Tokens of KV cache the budget holds: half the free device memory, or 1 GiB on a CPU."""
-    config = loaded.model.config
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    item = next(loaded.model.parameters()).element_size()
-    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * item
+    from .model import kv_bytes_per_token
+
+    per_token = kv_bytes_per_token(loaded.model.config, next(loaded.model.parameters()).element_size())
     budget = cpu_budget_bytes
     if device.kind != "cpu":
         mem = device.memory()

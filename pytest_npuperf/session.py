@@ -8,15 +8,17 @@ baselines read so far and every test's outcome.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import math
 import statistics
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import vllm_engine
 from .baseline import BaselineEntry, BaselineError, BaselineStore, model_key
-from .compare import compare, floors_for
+from .compare import ACCELERATOR_KINDS, Comparison, compare, floors_for
 from .device import Device, DeviceShared, DeviceUnavailable, resolve_device
-from .measure import MeasurementError, make_batch, measure_once, warm_up
+from .measure import GENERATION_SETTINGS, MeasurementError, check_finite, make_batch, measure_once, warm_up
 from .model import LoadedModel, ModelError, default_model, free_model, load_model
 from .outcome import (
     TestOutcome,
@@ -24,11 +26,13 @@ from .outcome import (
     batch_fidelity,
     calibration_lines,
     check_budgets,
+    decode_step_bytes,
     generation_picture,
 )
 from .precision import get_precision
 from .quant import QuantizationError
-from .result import Result, Sample, Workload
+from .result import Result, Sample, Workload, token_ids_hash
+from .roofline import check_bandwidth, peak_gb_s
 from .settings import Settings
 from .stats import INCONCLUSIVE, REGRESSED
 from .workloads import batch_prompts
@@ -36,6 +40,39 @@ from .workloads import batch_prompts
 # Step and operator samples loop their call up to this long (and at most this many times).
 MIN_SAMPLE_S = 0.005
 MAX_CALLS_PER_SAMPLE = 1000
+
+
+def tokenizer_identity(loaded: LoadedModel) -> str:
+    """What turned the prompts into ids: the tokenizer's own description, else its class."""
+    return str(getattr(loaded.tokenizer, "name", "") or type(loaded.tokenizer).__name__)
+
+
+def serving_identity(scenario: Any, engine_args: Optional[Mapping[str, Any]]) -> str:
+    """The arrival schedule (hashed), SLOs and engine settings of a serving test.
+
+    The vLLM arguments that name a temporary folder or follow the free memory are left out:
+    they differ between runs of the same work.
+    """
+    import hashlib
+    import json
+
+    arrivals = hashlib.sha256(json.dumps([round(t, 9) for t in scenario.arrivals()]).encode()).hexdigest()[:16]
+    slos = ";".join(f"{x.name}:ttft<={x.ttft_s:g}s,tpot<={x.tpot_s:g}s" for x in scenario.slos)
+    text = f"arrivals={arrivals}, slos=[{slos}], max_batch={scenario.max_batch}"
+    if engine_args:
+        kept = {k: v for k, v in engine_args.items() if k not in ("model", "gpu_memory_utilization")}
+        text += f", engine_args={json.dumps(kept, sort_keys=True, default=str)}"
+    return text
+
+
+def op_quant_kernel(name: str, device_kind: str) -> str:
+    """The int8 kernel an 'int8_<scheme>' operator runs on this device ('' for other operators)."""
+    from .quant import KERNELS
+
+    if not name.startswith("int8_"):
+        return ""
+    found = KERNELS.get((device_kind, name.split("_", 1)[1]))
+    return found[0] if found else ""
 
 
 class DeviceOutOfMemory(Exception):
@@ -126,7 +163,22 @@ class PerfSession:
             )
         )
         lines += [f"npuperf: not using {reason}" for reason in self.skipped_devices]
+        lines += self._noise_lines(device)
         return lines + calibration_lines(device.name(), self.calibration())
+
+    def _noise_lines(self, device: Device) -> List[str]:
+        """On an accelerator: which baselines carry no between-process noise (it sets tolerances)."""
+        if device.kind not in ACCELERATOR_KINDS or self.settings.save_baseline:
+            return []
+        entries = self._profile_entries()
+        if isinstance(entries, BaselineError) or not entries:
+            return []
+        missing = [tid for tid, e in entries.items() if not e.noise_cv]
+        if not missing:
+            return []
+        return [f"npuperf: {len(missing)} of {len(entries)} baseline entries of {device.profile()} carry no "
+                "between-process noise, so their tolerances come from in-process noise only; record them again "
+                "with --npuperf-save-baseline (3 fresh processes by default)"]
 
     # -- model and baselines ----------------------------------------------------------------
     def model(self, precision: str) -> LoadedModel:
@@ -138,6 +190,10 @@ class PerfSession:
         self._loaded = None
         device.empty_cache()
         self._loaded = load_model(self.model_name, get_precision(precision), device.torch_device)
+        # What loading and quantizing left behind (16-bit weights, fidelity activations) leaves the
+        # allocator before anything is measured, so reserved memory shows what the model needs.
+        gc.collect()
+        device.empty_cache()
         return self._loaded
 
     def _profile_entries(self) -> Union[Dict[str, BaselineEntry], BaselineError]:
@@ -218,7 +274,12 @@ class PerfSession:
         """Warm up, then ``runs`` samples; measurement errors and OOM are recorded on the outcome."""
         try:
             warm()
-            return [measure() for _ in range(runs)]
+            samples = []
+            for index in range(runs):
+                sample = measure()
+                check_finite(sample, index)
+                samples.append(sample)
+            return samples
         except MeasurementError as exc:
             outcome.error = f"measurement error: {exc}"
             raise
@@ -247,10 +308,7 @@ class PerfSession:
                 outcome.error = str(exc)
                 raise
             entry = None  # recording anew; the save itself refuses the broken file unless forced
-        overrides = {**s.tolerance_map, **tolerances}
-        device = self.device()
-        floors = floors_for(device.time_floor(), overrides)
-        calibrated = floors_for(None, overrides)
+        floors, calibrated = self._floors(tolerances)
         comparison = compare(result, entry, floors, s.alpha, calibrated)
         if comparison.status == INCONCLUSIVE and len(result.samples) < s.max_runs:
             # Only the practical gate fired: take more samples, decide once more at alpha/2.
@@ -261,9 +319,30 @@ class PerfSession:
         outcome.budget_failures = check_budgets(result, budgets)
         return outcome
 
+    def _floors(self, tolerances: Mapping[str, float]) -> Tuple[Dict[str, float], Dict[str, float]]:
+        """Tolerance floors with the device profile's allowance, and without it (for measured noise)."""
+        overrides = {**self.settings.tolerance_map, **tolerances}
+        return floors_for(self.device().time_floor(), overrides), floors_for(None, overrides)
+
+    def compare_pooled(self, result: Result, more: List[Sample], tolerances: Mapping[str, float]) -> Comparison:
+        """The samples of ``result`` and ``more`` (a confirmation process) judged together."""
+        pooled = replace(result, samples=list(result.samples) + list(more))
+        floors, calibrated = self._floors(tolerances)
+        return compare(pooled, self.baseline_entry(result.test_id), floors, self.settings.alpha, calibrated)
+
+    def release_device(self) -> None:
+        """Free the loaded model and empty the device cache (before a confirmation process
+        loads its own copy); the next test that needs a model loads it again."""
+        free_model(self._loaded)
+        self._loaded = None
+        if self._device is not None:
+            self._device.empty_cache()
+
     def _result(self, test_id: str, workload: Workload, samples: List[Sample], extra: Dict[str, Any]) -> Result:
-        return Result(test_id=test_id, profile=self.device().profile(), workload=workload, samples=samples,
-                      stack=self.stack, timestamp=utc_now(), extra=dict(extra, model=self.model_name))
+        device = self.device()
+        return Result(test_id=test_id, profile=device.profile(), workload=workload, samples=samples,
+                      stack=self.stack, timestamp=utc_now(),
+                      extra=dict(extra, model=self.model_name, device_kind=device.kind))
 
     def run_generation(
         self,
@@ -294,11 +373,22 @@ class PerfSession:
             prompt_ids=tuple(batch.prompt_ids),
             prompt_tokens=tuple(batch.prompt_tokens),
             max_new_tokens=new_tokens,
+            input_ids_hash=batch.ids_hash,
+            tokenizer=tokenizer_identity(loaded),
+            generation=f"{GENERATION_SETTINGS}, attn={loaded.attn_implementation}",
+            quant_kernel=loaded.quant_kernel,
         )
         fidelity = batch_fidelity(loaded, batch.prompt_ids)
+        step_bytes = decode_step_bytes(loaded, batch.prompt_tokens, new_tokens)["decode_bytes_per_step"]
+        calibration, published = self.calibration(), peak_gb_s(device.name())
 
         def measure() -> Sample:
             sample = measure_once(loaded, device, batch, new_tokens)
+            # The physical limit: a decode step reads the weights and the KV cache once.
+            problem = check_bandwidth(step_bytes, sample.tpot_s or 0.0, calibration,
+                                      f"{test_id}: a decode step (TPOT)", published)
+            if problem:
+                raise MeasurementError(problem)
             for key, value in fidelity.items():
                 setattr(sample, key, value)
             return sample
@@ -309,8 +399,10 @@ class PerfSession:
             "linear_weight_bytes": loaded.linear_weight_bytes,
             "dense_linear_weight_bytes": loaded.dense_linear_weight_bytes or loaded.linear_weight_bytes,
             "quant_kernel": loaded.quant_kernel,
+            "quant_released_bytes": loaded.quant_released_bytes,
             "attn_implementation": loaded.attn_implementation,
             "tokenizer": getattr(loaded.tokenizer, "name", ""),
+            "real_weights": loaded.real_weights,
         }
         extra.update(generation_picture(loaded, batch.prompt_tokens, new_tokens, samples))
         outcome = self._judge(outcome, self._result(test_id, workload_rec, samples, extra), measure, tolerances, budgets)
@@ -330,10 +422,9 @@ class PerfSession:
         tolerances: Mapping[str, float],
         budgets: Mapping[str, float],
     ) -> TestOutcome:
-        from .roofline import check_bandwidth
-
         device = self.device()
         calibration = self.calibration()
+        published = peak_gb_s(device.name())
 
         calls = {"per_sample": 1}
 
@@ -360,7 +451,7 @@ class PerfSession:
             for _ in range(n):
                 call()  # the decode step's cache crop is inside the loop: a few microseconds
             seconds = timer.stop() / n
-            problem = check_bandwidth(kernel.bytes, seconds, calibration, outcome.test_id)
+            problem = check_bandwidth(kernel.bytes, seconds, calibration, outcome.test_id, published)
             if problem:
                 raise MeasurementError(problem)
             return Sample(time_s=seconds, achieved_tflops=kernel.flops / seconds / 1e12,
@@ -438,6 +529,11 @@ class PerfSession:
                 tuple(p.prompt_id for p in prompts), tuple(token_counts), scenario.max_new_tokens,
                 mode=f"serving-{engine}-rate{rate}-burst{scenario.burstiness:g}-seed{scenario.seed}"
                      f"-timeout{scenario.batch_timeout_s:g}",
+                input_ids_hash=token_ids_hash(ids),
+                tokenizer=tokenizer_identity(loaded),
+                generation=f"greedy, fixed length, engine={engine}, attn={loaded.attn_implementation}",
+                quant_kernel=loaded.quant_kernel,
+                serving=serving_identity(scenario, servers[0].engine_args if servers else None),
             )
             extra = {"serving_runs": summaries, "kv_capacity_tokens": capacity,
                      "slos": [dict(name=x.name, ttft_s=x.ttft_s, tpot_s=x.tpot_s) for x in scenario.slos]}
@@ -460,7 +556,9 @@ class PerfSession:
         loaded = self._load(outcome, precision)
         kernel = step_kernel(loaded, kind, batch_size, length, self.device().torch_device)
         workload = Workload(loaded.model_id, loaded.fingerprint, precision, batch_size, (kind,), (length,),
-                            1 if kind == "decode" else 0, mode=f"step-{kind}")
+                            1 if kind == "decode" else 0, mode=f"step-{kind}",
+                            generation=f"forward, cache=dynamic, attn={loaded.attn_implementation}",
+                            quant_kernel=loaded.quant_kernel)
         return self._run_kernel(outcome, kernel, workload, get_precision(precision).dtype, tolerances, budgets)
 
     def run_op(
@@ -478,5 +576,5 @@ class PerfSession:
         kernel = op_kernel(config, name, tokens, dtype_name, device.kind, device.torch_device)
         workload = Workload(model_key(self.model_name),
                             config_fingerprint(config, precision, "op"), precision, 1, (name,), (tokens,), 0,
-                            mode="op")
+                            mode="op", quant_kernel=op_quant_kernel(name, device.kind))
         return self._run_kernel(outcome, kernel, workload, dtype_name, tolerances, budgets)

@@ -27,6 +27,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "quick": {"max_new_tokens": 32, "workloads": ("zh_qa", "en_qa")},
 }
 MAX_TOLERANCE = 10.0
+DEFAULT_ACCELERATOR_PROCESSES = 3
 
 
 class SettingsError(ValueError):
@@ -45,6 +46,9 @@ class Settings:
     # None (default): on for accelerators, whose between-process shift the 3% floor does not
     # cover (benchmarks/false_alarms.py); off on a CPU, whose floor already does.
     confirm: Optional[bool] = None
+    # Fresh processes a baseline is recorded in (between-process noise needs >= 2).
+    # None (default): 3 on npu and cuda, 1 on a CPU.
+    processes: Optional[int] = None
     reason: str = ""
     warmup: int = 1
     runs: int = 5
@@ -71,6 +75,12 @@ class Settings:
     def confirms(self, device_kind: str) -> bool:
         """Whether a regression is re-run in a fresh process on this device."""
         return self.confirm if self.confirm is not None else device_kind != "cpu"
+
+    def processes_for(self, device_kind: str) -> int:
+        """How many fresh processes record a baseline on this device."""
+        if self.processes is not None:
+            return self.processes
+        return 1 if device_kind == "cpu" else DEFAULT_ACCELERATOR_PROCESSES
 
     def as_args(self) -> List[str]:
         """Command-line options that reproduce these settings in a child pytest process."""
@@ -235,6 +245,8 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
             kwargs[key] = _path(raw[name], rootdir)
     if given("threads"):
         kwargs["threads"] = _int(raw["threads"], 1)
+    if given("processes"):
+        kwargs["processes"] = _int(raw["processes"], 1)
     return Settings(**kwargs)
 
 

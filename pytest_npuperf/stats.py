@@ -115,6 +115,7 @@ class Verdict:
     dropped_current: List[float] = field(default_factory=list)
     dropped_baseline: List[float] = field(default_factory=list)
     note: str = ""
+    gated: bool = True  # whether this verdict can fail the test (see Metric.gates)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -140,6 +141,10 @@ def decide(
     """
     if not current or not baseline:
         return Verdict(metric.name, NO_BASELINE, note="no samples to compare")
+    for side, values in (("current", current), ("baseline", baseline)):
+        if not all(math.isfinite(v) for v in values):
+            # NaN compares as 'not worse' and inf as 'infinitely worse': neither is a verdict.
+            raise ValueError(f"{metric.name}: non-finite {side} samples {list(values)}; no verdict is possible")
     cur_kept, cur_drop = screen_outliers(current, metric.higher_is_better)
     base_kept, base_drop = screen_outliers(baseline, metric.higher_is_better)
     cur_med = median(cur_kept)

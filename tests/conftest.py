@@ -65,7 +65,9 @@ class NpuPerfTester:
     def run(self, *args: str, seed: int = 0, **env: str) -> pytest.RunResult:
         self.monkeypatch.setenv("NPUPERF_FAKE_SEED", str(seed))
         for key in ("NPUPERF_FAKE_SLOWDOWN", "NPUPERF_FAKE_SHORT", "NPUPERF_FAKE_MEMORY", "NPUPERF_FAKE_OOM",
-                    "NPUPERF_FAKE_SLOWDOWN_ONCE", "NPUPERF_FAKE_DEVICES", "NPUPERF_FAKE_CALIBRATION_SCALE"):
+                    "NPUPERF_FAKE_SLOWDOWN_ONCE", "NPUPERF_FAKE_DEVICES", "NPUPERF_FAKE_CALIBRATION_SCALE",
+                    "NPUPERF_FAKE_CHILD", "NPUPERF_CONFIRMING", "NPUPERF_DEVICE_INDEX", "NPUPERF_FAKE_NAN",
+                    "NPUPERF_FAKE_LINEAR_BYTES", "NPUPERF_FAKE_TOKEN", "NPUPERF_FAKE_INDEX_LOG"):
             self.monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             self.monkeypatch.setenv(key, value)

@@ -10,13 +10,24 @@ the real plugin without real timing noise. Controlled by environment variables:
 - NPUPERF_FAKE_SHORT: 'fp16-bs1-zh_qa' makes that test's first row stop early (EOS);
 - NPUPERF_FAKE_MEMORY: 'fp16-bs1-zh_qa=2.0' multiplies that test's peak memory;
 - NPUPERF_FAKE_OOM: 'fp16-bs8-zh_qa' makes that test run out of device memory;
-- NPUPERF_FAKE_CALIBRATION_SCALE: 0.5 makes the device calibrate at half its usual speed.
+- NPUPERF_FAKE_CALIBRATION_SCALE: 0.5 makes the device calibrate at half its usual speed;
+- NPUPERF_FAKE_CHILD: what a --npuperf-confirm child process does: 'crash' (dies at start),
+  'oom' (runs out of memory), 'mismatch' (measures another model fingerprint), 'usage' (exits
+  with a usage error before measuring);
+- NPUPERF_FAKE_NAN: 'fp16-bs1-zh_qa:tokens_per_s,...' makes that metric of that test NaN;
+- NPUPERF_FAKE_LINEAR_BYTES: the size of the model's linear weights (default 800);
+- NPUPERF_FAKE_TOKEN: the id the fake tokenizer emits (default 5): other ids, same lengths;
+- NPUPERF_FAKE_INDEX_LOG: a file a confirmation child appends '<xdist worker> <device index>' to.
+
+EVENTS records, in order, model loads ('load:fp16') and cache empties ('empty_cache').
 """
 
 from __future__ import annotations
 
 import os
 import random
+import signal
+import sys
 import types
 from typing import Any, Dict, List
 
@@ -75,7 +86,7 @@ class FakeDevice:
         return {"peak_allocated_bytes": 60 * 1024 * MIB, "device_used_bytes": 62 * 1024 * MIB}
 
     def empty_cache(self) -> None:
-        pass
+        EVENTS.append("empty_cache")
 
     def info(self) -> Dict[str, Any]:
         return {"device_kind": "fake", "device_name": self.name(),
@@ -90,16 +101,25 @@ class FakeTokenizer:
     name = "fake"
 
     def chat_ids(self, text: str) -> List[int]:
-        return [1] + [5] * (len(text) // 4 + 3)
+        return [1] + [int(os.environ.get("NPUPERF_FAKE_TOKEN", "5"))] * (len(text) // 4 + 3)
 
 
 class FakeBatch:
     def __init__(self, prompts: Any) -> None:
+        from pytest_npuperf.result import token_ids_hash
+
+        rows = [FakeTokenizer().chat_ids(p.text) for p in prompts]
         self.prompt_ids = [p.prompt_id for p in prompts]
-        self.prompt_tokens = [len(FakeTokenizer().chat_ids(p.text)) for p in prompts]
+        self.prompt_tokens = [len(r) for r in rows]
+        self.ids_hash = token_ids_hash(rows)
 
 
 LOADS: List[str] = []
+EVENTS: List[str] = []
+
+
+def _child_mode() -> str:
+    return os.environ.get("NPUPERF_FAKE_CHILD", "") if os.environ.get("NPUPERF_CONFIRMING") == "1" else ""
 
 
 def _fake_module() -> Any:
@@ -115,9 +135,12 @@ def _fake_module() -> Any:
 
 def _load_model(model: str, precision: Any, torch_device: str) -> LoadedModel:
     LOADS.append(precision.name)
+    EVENTS.append(f"load:{precision.name}")
+    other = "-other" if _child_mode() == "mismatch" else ""
     return LoadedModel(
         model_id=model, precision=precision.name, model=_fake_module(), tokenizer=FakeTokenizer(),
-        fingerprint="fake-" + precision.name, weight_bytes=1000, linear_weight_bytes=800,
+        fingerprint="fake-" + precision.name + other, weight_bytes=1000,
+        linear_weight_bytes=int(float(os.environ.get("NPUPERF_FAKE_LINEAR_BYTES", "800"))),
         attn_implementation="fake",
     )
 
@@ -141,6 +164,14 @@ def uninstall() -> None:
 
 def install() -> None:
     """The fake device answers where the CPU would (npu and cuda are absent here)."""
+    if _child_mode() == "crash":
+        sys.stderr.write("Fatal Python error: Segmentation fault (fake, at start)\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    if _child_mode() == "usage":
+        import pytest
+
+        raise pytest.UsageError("fake usage error in the confirmation process")
     for name in _PATCHED:
         _ORIGINALS.setdefault(name, getattr(session_mod, name))
     _ORIGINALS.setdefault("cpu_factory", device_mod._FACTORIES["cpu"])
@@ -159,6 +190,9 @@ def install() -> None:
 
     def measure_once(loaded: Any, device: Any, batch: FakeBatch, max_new_tokens: int, clock: Any = None) -> Sample:
         test = current["id"]
+        if os.environ.get("NPUPERF_FAKE_INDEX_LOG") and os.environ.get("NPUPERF_CONFIRMING") == "1":
+            with open(os.environ["NPUPERF_FAKE_INDEX_LOG"], "a") as log:
+                log.write(f"{os.environ.get('PYTEST_XDIST_WORKER', '-')} {device.index}\n")
         n = counters.get(test, 0)
         counters[test] = n + 1
         rng = random.Random(f"{os.environ.get('NPUPERF_FAKE_SEED', '0')}|{test}|{n}")
@@ -167,7 +201,7 @@ def install() -> None:
             slow *= _table("NPUPERF_FAKE_SLOWDOWN_ONCE").get(test, 1.0)
         bs = len(batch.prompt_ids)
         counts = [max_new_tokens] * bs
-        if test in _table("NPUPERF_FAKE_OOM"):
+        if test in _table("NPUPERF_FAKE_OOM") or _child_mode() == "oom":
             raise RuntimeError("NPU out of memory. Tried to allocate 2.00 GiB (NPU 0; 60.97 GiB total capacity)")
         if test in _table("NPUPERF_FAKE_SHORT"):
             counts[0] = max_new_tokens // 2
@@ -176,11 +210,16 @@ def install() -> None:
         tpot = 0.010 * (1 + 0.05 * bs) * slow * (1 + rng.gauss(0, NOISE))
         e2e = ttft + tpot * (max_new_tokens - 1)
         mem = int((500 + 10 * bs) * MIB * _table("NPUPERF_FAKE_MEMORY").get(test, 1.0))
-        return Sample(
+        sample = Sample(
             e2e_s=e2e, ttft_s=ttft, tpot_s=tpot, tokens_per_s=sum(counts) / e2e, output_tokens=counts,
             request_e2e_s=[e2e] * bs, request_ttft_s=[ttft] * bs, request_tpot_s=[tpot] * bs,
             peak_allocated_bytes=mem, peak_reserved_bytes=mem + 64 * MIB,
         )
+        for item in filter(None, os.environ.get("NPUPERF_FAKE_NAN", "").split(",")):
+            name, _, metric = item.partition(":")
+            if name == test:
+                setattr(sample, metric, float("nan"))
+        return sample
 
     session_mod.load_model = _load_model
     session_mod.make_batch = make_batch
