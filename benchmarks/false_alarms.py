@@ -28,9 +28,9 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from pytest_npuperf.noise import between_process_cv
 from pytest_npuperf.device.cpu import CPU_TIME_FLOOR
 from pytest_npuperf.metrics import METRICS
+from pytest_npuperf.noise import between_process_cv
 from pytest_npuperf.stats import DRIFT, IMPROVED, INCONCLUSIVE, OK, REGRESSED, decide
 
 E2E = METRICS["e2e_s"]

@@ -6,9 +6,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from stack import require  # noqa: E402
 from test_baseline import make_result  # noqa: E402
 
 from pytest_npuperf import quant  # noqa: E402
+from pytest_npuperf.compat import require_int8  # noqa: E402
 from pytest_npuperf.baseline import BaselineEntry  # noqa: E402
 from pytest_npuperf.compare import compare, floors_for  # noqa: E402
 from pytest_npuperf.metrics import METRICS  # noqa: E402
@@ -22,6 +24,7 @@ MIB = 2**20
 
 
 def test_each_16bit_weight_is_dropped_as_soon_as_its_int8_replacement_exists(monkeypatch):
+    require(require_int8, "cpu", "w8a16")
     model = load_model("tiny", get_precision("bf16"), "cpu").model
     weights = [weakref.ref(m.weight) for m in model.model.layers.modules() if isinstance(m, torch.nn.Linear)]
     alive_at_each_call = []
@@ -50,6 +53,7 @@ def test_memory_released_by_quantization_is_checked():
 
 def test_an_int8_load_that_keeps_the_16bit_weights_on_the_device_fails(monkeypatch):
     # The device's allocator reading, injected: nothing was given back by quantization.
+    require(require_int8, "cpu", "w8a8")
     readings = iter([3000 * MIB, 3000 * MIB])
     monkeypatch.setattr(quant, "allocated_bytes", lambda backend: next(readings))
     with pytest.raises(QuantizationError, match="quantization did not free the device memory: precision int8-w8a8"):
@@ -57,6 +61,7 @@ def test_an_int8_load_that_keeps_the_16bit_weights_on_the_device_fails(monkeypat
 
 
 def test_an_int8_load_that_frees_the_memory_records_it(monkeypatch):
+    require(require_int8, "cpu", "w8a16")
     readings = iter([3000 * MIB, 2000 * MIB])
     monkeypatch.setattr(quant, "allocated_bytes", lambda backend: next(readings))
     loaded = load_model("tiny", get_precision("int8-w8a16"), "cpu")
