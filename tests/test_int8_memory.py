@@ -10,9 +10,9 @@ from stack import require  # noqa: E402
 from test_baseline import make_result  # noqa: E402
 
 from pytest_npuperf import quant  # noqa: E402
-from pytest_npuperf.compat import require_int8  # noqa: E402
 from pytest_npuperf.baseline import BaselineEntry  # noqa: E402
 from pytest_npuperf.compare import compare, floors_for  # noqa: E402
+from pytest_npuperf.compat import require_int8  # noqa: E402
 from pytest_npuperf.metrics import METRICS  # noqa: E402
 from pytest_npuperf.model import load_model  # noqa: E402
 from pytest_npuperf.precision import get_precision  # noqa: E402
