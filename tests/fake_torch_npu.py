@@ -1,8 +1,17 @@
 """A fake ``torch_npu`` with the documented API surface and quirks (reference/torch_npu.md).
 
+``build(version=...)`` / ``install(monkeypatch, version=...)`` behave like that torch_npu release:
+its int8 operators and their keyword arguments (tests/fake_npu_ops.py, checked against the
+published wheels by tests/test_npu_conformance.py), ``get_cann_version`` (absent in 2.1.0.post8,
+'' before CANN 8.1.RC1), and the device properties (core counts from 2.1.0.post17 and 2.8).
+
 Reproduced quirks:
-- memory getters and ``memory_stats`` return 0 / {} before the NPU is initialized;
+- memory getters and ``memory_stats`` return 0 / {} before the NPU is initialized; ``set_device``
+  does not initialize it (a tensor op, ``synchronize``, ``get_device_properties`` or
+  ``is_jit_compile_false`` does);
 - ``get_device_name`` returns the SoC name and raises AssertionError when no device is visible;
+  ``set_device``, ``get_device_name`` and ``get_device_properties`` raise AssertionError for an
+  index out of range;
 - ``Event.elapsed_time`` is in milliseconds, drains the queue itself, and raises if either
   event was never recorded; events need ``enable_timing=True``;
 - ``device_count`` honours ``ASCEND_RT_VISIBLE_DEVICES`` (parsing stops at the first bad char);
@@ -17,6 +26,12 @@ import sys
 import types
 from collections import OrderedDict
 from typing import Any, Optional, Tuple
+
+from packaging.version import Version
+
+from fake_npu_ops import ContractError, make_ops
+
+__all__ = ["ContractError", "build", "install"]
 
 
 class _State:
@@ -51,9 +66,17 @@ def _visible(state: _State) -> int:
     return len([i for i in ids if i < state.devices])
 
 
+def _has_core_counts(version: str) -> bool:
+    v = Version(version)
+    return v >= Version("2.8") or Version("2.1.0.post17") <= v < Version("2.2")
+
+
 def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, version: str = "2.5.1",
-          cann: str = "8.3.RC1", new_props: bool = False) -> types.ModuleType:
+          cann: str = "8.3.RC1", new_props: Optional[bool] = None, driver: str = "24.1.rc3") -> types.ModuleType:
+    """A fake torch_npu of the given release; ``cann`` is what get_cann_version("CANN") returns."""
     state = _State(devices, soc, total)
+    if new_props is None:
+        new_props = _has_core_counts(version)
     npu = types.ModuleType("torch_npu.npu")
     npu._state = state  # type: ignore[attr-defined]
 
@@ -69,12 +92,16 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
     def current_device() -> int:
         return state.current
 
+    def _index(device: Optional[Any]) -> int:
+        index = state.current if device is None else int(str(device).split(":")[-1])
+        if not 0 <= index < device_count():
+            raise AssertionError(f"Invalid device id {index}")
+        return index
+
     def set_device(device: Any) -> None:
-        index = int(str(device).split(":")[-1])
-        if index >= device_count():
-            raise RuntimeError(f"Invalid device index {index}")
-        state.current = index
-        _lazy_init()
+        # The real set_device selects the device but does not run lazy init: memory_stats()
+        # stays {} until a tensor op or synchronize.
+        state.current = _index(device)
 
     def synchronize(device: Optional[Any] = None) -> None:
         _lazy_init()
@@ -145,6 +172,7 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
     def get_device_name(device: Optional[Any] = None) -> str:
         if device_count() == 0:
             raise AssertionError("Invalid device id")
+        _index(device)
         return state.soc
 
     class _Props:
@@ -156,6 +184,8 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
                 self.vector_core_num = 48
 
     def get_device_properties(device: Optional[Any] = None) -> _Props:
+        _lazy_init()
+        _index(device)
         return _Props()
 
     jit = {"value": False}
@@ -164,6 +194,7 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
         jit["value"] = jit_compile
 
     def is_jit_compile_false() -> bool:
+        _lazy_init()
         return not jit["value"]
 
     # Test helpers (not torch_npu API): stand-ins for device work.
@@ -190,88 +221,21 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
     utils = types.ModuleType("torch_npu.npu.utils")
 
     def get_cann_version(module: str = "CANN") -> str:
-        known = ("CANN", "RUNTIME", "COMPILER", "HCCL", "TOOLKIT", "OPP", "OPP_KERNEL", "DRIVER")
+        known = ("CANN", "RUNTIME", "COMPILER", "HCCL", "TOOLKIT", "OPP", "OPP_KERNEL")
+        if module == "DRIVER":  # read from the driver's install files, whatever the CANN version
+            return driver
         return cann if module in known else ""
 
-    utils.get_cann_version = get_cann_version  # type: ignore[attr-defined]
+    if Version(version) >= Version("2.1.0.post10"):  # absent in 2.1.0.post8
+        utils.get_cann_version = get_cann_version  # type: ignore[attr-defined]
     npu.utils = utils  # type: ignore[attr-defined]
 
     mod = types.ModuleType("torch_npu")
     mod.__version__ = version  # type: ignore[attr-defined]
     mod.npu = npu  # type: ignore[attr-defined]
-    mod.npu_weight_quant_batchmatmul = npu_weight_quant_batchmatmul  # type: ignore[attr-defined]
-    mod.npu_dynamic_quant = npu_dynamic_quant  # type: ignore[attr-defined]
-    mod.npu_quant_matmul = npu_quant_matmul  # type: ignore[attr-defined]
+    for name, op in make_ops(version, soc).items():
+        setattr(mod, name, op)
     return mod
-
-
-class ContractError(RuntimeError):
-    """A call that the real operator would reject (reference/torch_npu.md section 3)."""
-
-
-def _require(cond: bool, message: str) -> None:
-    if not cond:
-        raise ContractError(message)
-
-
-def npu_weight_quant_batchmatmul(x, weight, antiquant_scale, antiquant_offset=None, quant_scale=None,
-                                 quant_offset=None, bias=None, antiquant_group_size=0, inner_precise=0):
-    """y = x @ ((weight + offset) * scale); weight (K, N) int8, per-channel scale (N,) in x's dtype."""
-    import torch
-
-    _require(x.dim() == 2 and x.dtype in (torch.float16, torch.bfloat16), "x must be 2-D fp16/bf16 (M, K)")
-    _require(weight.dim() == 2 and weight.dtype == torch.int8, "weight must be a 2-D int8 tensor (K, N)")
-    k, n = weight.shape
-    _require(x.shape[1] == k, f"x is (M, {x.shape[1]}) but weight is ({k}, {n}): pass the (N, K) weight transposed")
-    _require(1 <= k <= 65535 and 1 <= n <= 65535, "K and N must be in [1, 65535]")
-    _require(antiquant_scale.dtype == x.dtype, "antiquant_scale must have x's dtype")
-    _require(tuple(antiquant_scale.shape) in ((n,), (1, n), (1,), (1, 1)), "antiquant_scale must be (N,) or (1, N)")
-    _require(antiquant_group_size == 0 or antiquant_group_size % 32 == 0, "group size must be 0 or a multiple of 32")
-    w = weight.float()
-    if antiquant_offset is not None:
-        w = w + antiquant_offset.float().reshape(-1)
-    y = x.float() @ (w * antiquant_scale.float().reshape(-1))
-    if bias is not None:
-        y = y + bias.float()
-    return y.to(x.dtype)
-
-
-def npu_dynamic_quant(input, *, smooth_scales=None, group_index=None, dst_type=None):
-    """Per-token symmetric int8: scale = rowmax(|x|) / 127, y = round(x / scale)."""
-    import torch
-
-    _require(input.dtype in (torch.float16, torch.bfloat16), "input must be fp16 or bf16")
-    _require(input.dim() > 1, "input must have rank > 1")
-    _require(dst_type in (None, torch.int8), "only int8 is modelled here")
-    xf = input.float()
-    scale = xf.abs().amax(dim=-1).clamp(min=1e-8) / 127.0
-    y = torch.round(xf / scale.unsqueeze(-1)).clamp(-128, 127).to(torch.int8)
-    return y, scale
-
-
-def npu_quant_matmul(x1, x2, scale, *, offset=None, pertoken_scale=None, bias=None, output_dtype=None, group_sizes=None):
-    """out = x1 @ x2 * scale (* pertoken_scale); x2 (K, N) int8; scale (1,) or (N,)."""
-    import torch
-
-    _require(x1.dtype == torch.int8 and x2.dtype == torch.int8, "x1 and x2 must both be int8")
-    _require(2 <= x1.dim() <= 6 and 2 <= x2.dim() <= 6, "x1 and x2 must have rank 2-6")
-    _require(x1.shape[-1] == x2.shape[-2], f"x1 (..., m, {x1.shape[-1]}) and x2 ({tuple(x2.shape)}) do not chain: x2 must be (K, N)")
-    _require(x1.shape[-1] <= 65535 and x2.shape[-1] <= 65535, "last dimensions must be <= 65535")
-    n = x2.shape[-1]
-    _require(scale.dim() == 1 and scale.shape[0] in (1, n), "scale must be 1-D (1,) or (N,)")
-    _require(scale.dtype in (torch.float32, torch.int64, torch.bfloat16), "scale must be float32, int64 or bfloat16")
-    out_dtype = torch.int8 if output_dtype is None else output_dtype
-    _require(out_dtype in (torch.int8, torch.float16, torch.bfloat16, torch.int32), "unsupported output_dtype")
-    if pertoken_scale is not None:
-        _require(pertoken_scale.dtype == torch.float32, "pertoken_scale must be float32")
-        _require(tuple(pertoken_scale.shape) == (x1.shape[-2],), "pertoken_scale must be (m,)")
-        _require(out_dtype in (torch.float16, torch.bfloat16), "pertoken_scale needs an fp16 or bf16 output")
-        if out_dtype == torch.float16:
-            _require(scale.dtype == torch.float32, "fp16 output with pertoken_scale needs a float32 scale")
-    acc = (x1.to(torch.int64) @ x2.to(torch.int64)).float() * scale.float()
-    if pertoken_scale is not None:
-        acc = acc * pertoken_scale.unsqueeze(-1)
-    return acc.to(out_dtype)
 
 
 def install(monkeypatch: Any, **kwargs: Any) -> types.ModuleType:
