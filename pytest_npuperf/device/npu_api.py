@@ -101,6 +101,11 @@ ENV_USES: Tuple[ApiUse, ...] = (
 
 NPU_ENV_VARS: Tuple[str, ...] = tuple(use.path for use in ENV_USES)
 
+# Error text the project recognises in a failed ``import torch_npu``: phrase -> first release
+# that raises it (checked in the wheels' sources).
+DEVICE_CONFLICT_PHRASE = "Two accelerators cannot be used at the same time"
+ERROR_PHRASES: Dict[str, str] = {DEVICE_CONFLICT_PHRASE: "2.5.1"}
+
 # Names that stand for a torch_npu object inside one source file, so that the source scan sees
 # uses through them: the device module handed to AcceleratorDevice, its events, the profiler.
 ALIASES: Dict[str, Dict[str, str]] = {
