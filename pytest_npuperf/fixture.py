@@ -17,6 +17,7 @@ from .measure import MeasurementError
 from .metrics import METRICS
 from .model import ModelError
 from .outcome import TestOutcome, check_budgets, related_regressions
+from .npu_int8 import PrecisionUnsupported
 from .quant import QuantizationError
 from .result import Result
 from .serving import ServingError
@@ -117,7 +118,7 @@ class NpuPerf:
             )
         try:
             outcome = run()
-        except EngineUnavailable as exc:
+        except (EngineUnavailable, PrecisionUnsupported) as exc:
             pytest.skip(f"{self.test_id}: {exc}")
         except MeasurementError as exc:
             pytest.fail(f"{self.test_id}: measurement error: {exc}", pytrace=False)

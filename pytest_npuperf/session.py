@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import statistics
+import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import vllm_engine
@@ -131,6 +132,7 @@ class PerfSession:
     # -- model and baselines ----------------------------------------------------------------
     def model(self, precision: str) -> LoadedModel:
         device = self.device()
+        self._check_npu_int8(device, precision)
         loaded = self._loaded
         if loaded is not None and loaded.precision == precision and loaded.model is not None:
             return loaded
@@ -139,6 +141,21 @@ class PerfSession:
         device.empty_cache()
         self._loaded = load_model(self.model_name, get_precision(precision), device.torch_device)
         return self._loaded
+
+    @staticmethod
+    def _check_npu_int8(device: Device, precision: str) -> None:
+        """Skip, with the reason, an int8 scheme the chip or torch_npu release cannot run."""
+        spec = get_precision(precision)
+        if device.kind != "npu" or spec.quant is None:
+            return
+        from .fingerprint import package_version
+        from .npu_int8 import PrecisionUnsupported, unsupported
+
+        module = sys.modules.get("torch_npu")
+        version = package_version("torch-npu") or getattr(module, "__version__", None)
+        why = unsupported(device.name(), version, spec.quant, spec.dtype)
+        if why:
+            raise PrecisionUnsupported(f"{precision}: {why}")
 
     def _profile_entries(self) -> Union[Dict[str, BaselineEntry], BaselineError]:
         """This profile's baselines, read once; a broken file is kept as its error."""
