@@ -50,20 +50,31 @@ class _State:
 
 
 def _visible(state: _State) -> int:
+    """device_count() under ASCEND_RT_VISIBLE_DEVICES, as torch_npu 2.6+ parses it.
+
+    Only the digits and commas before the first other character count ("0,1x,2" -> [0, 1]); an
+    empty entry ends the list; the ids must ascend (else no device); the list is cut at the first
+    id the machine does not have.
+    """
     env = os.environ.get("ASCEND_RT_VISIBLE_DEVICES")
     if env is None:
         return state.devices
-    ids = []
-    for part in env.split(","):
-        digits = ""
-        for ch in part:
-            if not ch.isdigit():
-                break
-            digits += ch
-        if not digits:
+    prefix = ""
+    for ch in env:
+        if not (ch.isdigit() or ch == ","):
             break
-        ids.append(int(digits))
-    return len([i for i in ids if i < state.devices])
+        prefix += ch
+    ids: list = []
+    for entry in prefix.split(",") if prefix else []:
+        if not entry:
+            break
+        ids.append(int(entry))
+    for position, value in enumerate(ids):
+        if position and value <= ids[position - 1]:
+            return 0
+        if value >= state.devices:
+            return position
+    return len(ids)
 
 
 def _has_core_counts(version: str) -> bool:

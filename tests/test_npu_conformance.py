@@ -98,6 +98,16 @@ def test_every_name_the_project_uses_exists(wheel: wheels.Wheel, record_property
     assert not problems, f"torch_npu {wheel.version}:\n" + "\n".join(problems)
 
 
+@pytest.mark.npu_conformance
+def test_error_phrases_the_project_recognises_are_raised_by_the_release(wheel: wheels.Wheel) -> None:
+    """device/__init__.py keys its hints on these phrases; a reworded error would lose its hint."""
+    for phrase, since in npu_api.ERROR_PHRASES.items():
+        present = any(phrase in wheel.read_text(m) for m in sorted(wheel.members)
+                      if m.startswith("torch_npu/") and m.endswith("__init__.py"))
+        if Version(wheel.version) >= Version(since):
+            assert present, f"torch_npu {wheel.version} no longer raises {phrase!r}"
+
+
 def _meta_torch_npu(ops: wheels.MetaOps) -> types.ModuleType:
     """A torch_npu module whose int8 ops are the wheel's schema + meta functions."""
     mod = types.ModuleType("torch_npu")
