@@ -329,8 +329,10 @@ class Wheel:
 
     def binary_has(self, name: str) -> bool:
         """The exact identifier appears in a shared library or source file of the wheel."""
-        pattern = re.compile(rb"(?<![A-Za-z0-9_])" + re.escape(name.encode()) + rb"(?![A-Za-z0-9_])")
-        return any(pattern.search(blob) for blob in self._blobs())
+        raw = name.encode()
+        pattern = re.compile(rb"(?<![A-Za-z0-9_])" + re.escape(raw) + rb"(?![A-Za-z0-9_])")
+        # a plain substring search first (fast); the word-boundary regex only where it hits
+        return any(raw in blob and pattern.search(blob) for blob in self._blobs())
 
     # -- op schemas --
     def schemas(self) -> Dict[str, List[Arg]]:
