@@ -16,7 +16,14 @@ Reproduced quirks:
   event was never recorded; events need ``enable_timing=True``;
 - ``device_count`` honours ``ASCEND_RT_VISIBLE_DEVICES`` (parsing stops at the first bad char);
 - ``utils.get_cann_version`` returns '' for an unknown module name.
-The device clock is virtual: ``npu._advance(seconds)`` stands for queued device work.
+
+The device runs ahead of the host, on virtual clocks: ``npu._launch(seconds)`` queues device work
+and returns after a launch cost (the host clock moves by that only); the device works through its
+queue in order. ``synchronize``, ``Event.synchronize`` and ``elapsed_time`` make the host wait;
+an event carries the device time at which the work queued before it finished, on the device's own
+epoch (``DEVICE_EPOCH_S`` ahead of the host clock), so a duration computed from one host and one
+device time is visibly wrong. ``npu._host_clock`` is the host clock to hand to timing code;
+``npu._advance(seconds)`` queues work without a launch cost.
 """
 
 from __future__ import annotations
@@ -34,13 +41,18 @@ from fake_npu_ops import ContractError, make_ops
 __all__ = ["ContractError", "build", "install"]
 
 
+DEVICE_EPOCH_S = 1000.0  # device timestamps = host time line + this
+LAUNCH_S = 1e-5  # host time to queue one piece of device work
+
+
 class _State:
     def __init__(self, devices: int, soc: str, total: int) -> None:
         self.devices = devices
         self.soc = soc
         self.total = total
         self.initialized = False
-        self.clock = 0.0  # device time, seconds
+        self.host = 0.0  # the host's clock, seconds
+        self.busy_until = 0.0  # when the device finishes its queue, on the host's time line
         self.allocated = 0
         self.peak = 0
         self.reserved = 0
@@ -114,34 +126,48 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
         # stays {} until a tensor op or synchronize.
         state.current = _index(device)
 
+    def _wait_until(t: float) -> None:
+        state.host = max(state.host, t)
+
     def synchronize(device: Optional[Any] = None) -> None:
         _lazy_init()
         state.syncs += 1
+        _wait_until(state.busy_until)
 
     class Event:
         def __init__(self, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False) -> None:
             self.enable_timing = enable_timing
-            self._time: Optional[float] = None
+            self._time: Optional[float] = None  # on the host's time line
 
         def record(self, stream: Any = None) -> None:
             _lazy_init()
-            self._time = state.clock
+            # The event completes once the work queued before it has run.
+            self._time = max(state.busy_until, state.host)
+
+        def recorded_time(self) -> float:
+            """The device timestamp, in the device's epoch."""
+            if self._time is None:
+                raise RuntimeError("Event has not been recorded")
+            return self._time + DEVICE_EPOCH_S
 
         def wait(self, stream: Any = None) -> None:
             pass
 
         def query(self) -> bool:
-            return self._time is not None
+            return self._time is not None and state.host >= self._time
 
         def synchronize(self) -> None:
-            pass
+            if self._time is not None:
+                _wait_until(self._time)
 
         def elapsed_time(self, end_event: "Event") -> float:
             if not (self.enable_timing and end_event.enable_timing):
                 raise RuntimeError("Events must be created with enable_timing=True to measure elapsed time")
             if self._time is None or end_event._time is None:
                 raise RuntimeError("Both events must be recorded before calculating elapsed time.")
-            return (end_event._time - self._time) * 1e3
+            # torch_npu drains the task queue and synchronizes both events itself.
+            _wait_until(max(self._time, end_event._time))
+            return (end_event.recorded_time() - self.recorded_time()) * 1e3
 
     def memory_stats(device: Optional[Any] = None) -> "OrderedDict[str, int]":
         if not state.initialized:
@@ -209,8 +235,21 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
         return not jit["value"]
 
     # Test helpers (not torch_npu API): stand-ins for device work.
+    def _launch(seconds: float, launch_s: float = LAUNCH_S) -> None:
+        """Queue ``seconds`` of device work; the host only pays the launch."""
+        _lazy_init()
+        state.host += launch_s
+        state.busy_until = max(state.busy_until, state.host) + seconds
+
     def _advance(seconds: float) -> None:
-        state.clock += seconds
+        _launch(seconds, launch_s=0.0)
+
+    def _host_clock() -> float:
+        return state.host
+
+    def _copy_to_host() -> None:
+        """A device-to-host copy (``.cpu()``, ``.item()``): the host waits for the queue."""
+        _wait_until(state.busy_until)
 
     def _allocate(nbytes: int) -> None:
         _lazy_init()
@@ -225,7 +264,8 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
     for fn in (is_available, device_count, current_device, set_device, synchronize, memory_stats,
                memory_allocated, max_memory_allocated, memory_reserved, max_memory_reserved,
                reset_peak_memory_stats, mem_get_info, empty_cache, get_device_name,
-               get_device_properties, set_compile_mode, is_jit_compile_false, _advance, _allocate, _free):
+               get_device_properties, set_compile_mode, is_jit_compile_false, _advance, _allocate, _free,
+               _launch, _host_clock, _copy_to_host):
         setattr(npu, fn.__name__, fn)
     npu.Event = Event  # type: ignore[attr-defined]
 
