@@ -23,13 +23,15 @@ queue in order. ``synchronize``, ``Event.synchronize`` and ``elapsed_time`` make
 an event carries the device time at which the work queued before it finished, on the device's own
 epoch (``DEVICE_EPOCH_S`` ahead of the host clock), so a duration computed from one host and one
 device time is visibly wrong. ``npu._host_clock`` is the host clock to hand to timing code;
-``npu._advance(seconds)`` queues work without a launch cost.
+``npu._advance(seconds)`` queues work without a launch cost. ``build(realtime=True)`` puts the
+host on ``time.perf_counter`` (waits sleep), for code that reads the host clock itself.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 import types
 from collections import OrderedDict
 from typing import Any, Optional, Tuple
@@ -95,8 +97,14 @@ def _has_core_counts(version: str) -> bool:
 
 
 def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, version: str = "2.5.1",
-          cann: str = "8.3.RC1", new_props: Optional[bool] = None, driver: str = "24.1.rc3") -> types.ModuleType:
-    """A fake torch_npu of the given release; ``cann`` is what get_cann_version("CANN") returns."""
+          cann: str = "8.3.RC1", new_props: Optional[bool] = None, driver: str = "24.1.rc3",
+          realtime: bool = False) -> types.ModuleType:
+    """A fake torch_npu of the given release; ``cann`` is what get_cann_version("CANN") returns.
+
+    ``realtime``: the host clock is ``time.perf_counter`` and waiting for the device sleeps, for
+    code that reads the host clock itself (the plugin's own measurement); otherwise the host
+    clock is virtual and advanced by launches and waits only.
+    """
     state = _State(devices, soc, total)
     if new_props is None:
         new_props = _has_core_counts(version)
@@ -126,8 +134,16 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
         # stays {} until a tensor op or synchronize.
         state.current = _index(device)
 
+    def _now() -> float:
+        return time.perf_counter() if realtime else state.host
+
     def _wait_until(t: float) -> None:
-        state.host = max(state.host, t)
+        if realtime:
+            delay = t - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        else:
+            state.host = max(state.host, t)
 
     def synchronize(device: Optional[Any] = None) -> None:
         _lazy_init()
@@ -142,7 +158,7 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
         def record(self, stream: Any = None) -> None:
             _lazy_init()
             # The event completes once the work queued before it has run.
-            self._time = max(state.busy_until, state.host)
+            self._time = max(state.busy_until, _now())
 
         def recorded_time(self) -> float:
             """The device timestamp, in the device's epoch."""
@@ -154,7 +170,7 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
             pass
 
         def query(self) -> bool:
-            return self._time is not None and state.host >= self._time
+            return self._time is not None and _now() >= self._time
 
         def synchronize(self) -> None:
             if self._time is not None:
@@ -238,14 +254,15 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
     def _launch(seconds: float, launch_s: float = LAUNCH_S) -> None:
         """Queue ``seconds`` of device work; the host only pays the launch."""
         _lazy_init()
-        state.host += launch_s
-        state.busy_until = max(state.busy_until, state.host) + seconds
+        if not realtime:  # in real time the launch costs what the caller's code costs
+            state.host += launch_s
+        state.busy_until = max(state.busy_until, _now()) + seconds
 
     def _advance(seconds: float) -> None:
         _launch(seconds, launch_s=0.0)
 
     def _host_clock() -> float:
-        return state.host
+        return _now()
 
     def _copy_to_host() -> None:
         """A device-to-host copy (``.cpu()``, ``.item()``): the host waits for the queue."""
