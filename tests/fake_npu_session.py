@@ -3,9 +3,9 @@
 ``install()`` (called from the run's conftest, so a confirmation child gets it too) puts a
 real-time fake torch_npu in ``sys.modules`` and ``torch.npu``, keeps the NPU device's tensors on
 the CPU (the fake holds none), gives the header calibration fixed numbers, and makes every model
-forward queue its device time on the fake (prefill NPUPERF_FAKE_NPU_PREFILL_S, default 0.05,
-decode NPUPERF_FAKE_NPU_DECODE_S, default 0.1 seconds: far above the tiny model's CPU time, which
-runs between the steps and is noise here) before generate reads the token on the host. With
+forward queue its device time on the fake (prefill NPUPERF_FAKE_NPU_PREFILL_S, default 0.1,
+decode NPUPERF_FAKE_NPU_DECODE_S, default 0.2 seconds: far above the tiny model's CPU time, which
+they overlap) before generate reads the token on the host. With
 NPUPERF_FAKE_NPU_SLOW_ONCE set, decode steps take twice as long, except in a confirmation child;
 with NPUPERF_FAKE_NPU_CHILD_CRASH set, a confirmation child fails to load the model.
 Everything else (device resolution, events, synchronize, measure_once, the verdict and the
@@ -37,18 +37,17 @@ class CpuBackedNpuDevice(accel_mod.AcceleratorDevice):
 
 
 def _queue_device_time(model: Any, npu: Any) -> None:
-    prefill = float(os.environ.get("NPUPERF_FAKE_NPU_PREFILL_S", "0.05"))
-    decode = float(os.environ.get("NPUPERF_FAKE_NPU_DECODE_S", "0.1"))
+    prefill = float(os.environ.get("NPUPERF_FAKE_NPU_PREFILL_S", "0.1"))
+    decode = float(os.environ.get("NPUPERF_FAKE_NPU_DECODE_S", "0.2"))
     if os.environ.get("NPUPERF_FAKE_NPU_SLOW_ONCE") and not in_confirmation_child():
         decode *= 2
-    rows = {}
-
     def before(module: Any, args: Any, kwargs: Any) -> None:
+        # Queued when the forward starts, so the host's own work overlaps the device's (as on a
+        # real device, where the host runs ahead): the step takes the device time, not the sum.
         ids = kwargs.get("input_ids", args[0] if args else None)
-        rows["width"] = ids.shape[1]
+        npu._launch(prefill if ids.shape[1] > 1 else decode)
 
     def after(module: Any, args: Any, output: Any) -> None:
-        npu._launch(prefill if rows["width"] > 1 else decode)
         npu._copy_to_host()  # generate reads the new token on the host
 
     model.register_forward_pre_hook(before, with_kwargs=True)

@@ -9,6 +9,7 @@ synchronize is shown to fail the same checks.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,7 @@ import pytest
 pytestmark = pytest.mark.npu
 
 def test_generate(npuperf):
-    npuperf.generate(precision="fp16", batch_size=1, workload="zh_qa")
+    npuperf.generate(precision="bf16", batch_size=1, workload="zh_qa")
 """
 
 
@@ -183,16 +184,47 @@ def test_fixture_path_on_the_fake_npu_with_confirmation_on_by_default(npu_run):
     common = ("--npuperf-device", "npu", "--npuperf-model", "tiny", "--npuperf-max-new-tokens", "4")
     saved = npu_run.run(*common, "--npuperf-save-baseline")
     saved.assert_outcomes(passed=1)
-    saved.stdout.fnmatch_lines(["*npuperf device: npu (Ascend910B3)*"])
+    saved.stdout.fnmatch_lines(["*npuperf device: npu (Ascend910B3)*timing by npu events*"])
+    # The numbers are the device's: 0.1 s prefill, 0.2 s per decode step (the tiny model's CPU
+    # time overlaps them; generate's own host work between the steps adds a little).
+    samples = _samples(npu_run)
+    tpot = sorted(s["tpot_s"] for s in samples)[len(samples) // 2]
+    ttft = sorted(s["ttft_s"] for s in samples)[len(samples) // 2]
+    assert 0.2 <= tpot < 0.2 + 0.04 and 0.1 <= ttft < 0.1 + 0.04, (ttft, tpot)
     # A slowdown in this process only: the confirmation child (on by default on an accelerator)
     # measures the same workload at the baseline's speed, so the regression is not confirmed.
     once = npu_run.run(*common, NPUPERF_FAKE_NPU_SLOW_ONCE="1")
     once.assert_outcomes(passed=1)
     once.stdout.fnmatch_lines(["*confirm*"])
     # A real slowdown: confirmed in the fresh process, the test fails.
-    slow = npu_run.run(*common, NPUPERF_FAKE_NPU_DECODE_S="0.2")
+    slow = npu_run.run(*common, NPUPERF_FAKE_NPU_DECODE_S="0.4")
     slow.assert_outcomes(failed=1)
     slow.stdout.fnmatch_lines(["*REGRESSED*"])
+
+
+def _samples(npu_run: Any) -> Any:
+    tests = json.loads((npu_run.path / "results.json").read_text(encoding="utf-8"))["tests"]
+    return [s for t in tests for s in t["result"]["samples"]]
+
+
+def test_model_steps_on_the_fake_npu_are_timed_by_device_events(npu_run):
+    npu_run.pytester.makepyfile(test_perf="""
+import pytest
+
+pytestmark = pytest.mark.npu
+
+def test_prefill(npuperf):
+    npuperf.step("prefill", "bf16", 1, 32)
+
+def test_decode(npuperf):
+    npuperf.step("decode", "bf16", 1, 64)
+""")
+    result = npu_run.run("--npuperf-device", "npu", "--npuperf-model", "tiny", "--npuperf-save-baseline")
+    result.assert_outcomes(passed=2)
+    tests = json.loads((npu_run.path / "results.json").read_text(encoding="utf-8"))["tests"]
+    times = {t["test_id"].rpartition("::")[2]: sorted(s["time_s"] for s in t["result"]["samples"]) for t in tests}
+    assert 0.1 <= times["test_prefill"][2] < 0.1 + 0.04, times
+    assert 0.2 <= times["test_decode"][2] < 0.2 + 0.04, times
 
 
 @pytest.mark.xfail(strict=True, reason="fixture._judge counts a confirmation child that crashed as 'not confirmed' "
@@ -201,5 +233,5 @@ def test_fixture_path_on_the_fake_npu_with_confirmation_on_by_default(npu_run):
 def test_a_crashed_confirmation_child_leaves_the_regression_standing(npu_run):
     common = ("--npuperf-device", "npu", "--npuperf-model", "tiny", "--npuperf-max-new-tokens", "4")
     npu_run.run(*common, "--npuperf-save-baseline").assert_outcomes(passed=1)
-    crashed = npu_run.run(*common, NPUPERF_FAKE_NPU_DECODE_S="0.2", NPUPERF_FAKE_NPU_CHILD_CRASH="1")
+    crashed = npu_run.run(*common, NPUPERF_FAKE_NPU_DECODE_S="0.4", NPUPERF_FAKE_NPU_CHILD_CRASH="1")
     crashed.assert_outcomes(failed=1)
