@@ -3,7 +3,7 @@
 ``install()`` (called from the run's conftest, so a confirmation child gets it too) puts a
 real-time fake torch_npu in ``sys.modules`` and ``torch.npu``, keeps the NPU device's tensors on
 the CPU (the fake holds none), gives the header calibration fixed numbers, and makes every model
-forward queue its device time on the fake (prefill NPUPERF_FAKE_NPU_PREFILL_S, default 0.1,
+forward queue its device time on the fake (prefill NPUPERF_FAKE_NPU_PREFILL_S, default 0.3,
 decode NPUPERF_FAKE_NPU_DECODE_S, default 0.2 seconds: far above the tiny model's CPU time, which
 they overlap) before generate reads the token on the host. With
 NPUPERF_FAKE_NPU_SLOW_ONCE set, decode steps take twice as long, except in a confirmation child;
@@ -37,7 +37,7 @@ class CpuBackedNpuDevice(accel_mod.AcceleratorDevice):
 
 
 def _queue_device_time(model: Any, npu: Any) -> None:
-    prefill = float(os.environ.get("NPUPERF_FAKE_NPU_PREFILL_S", "0.1"))
+    prefill = float(os.environ.get("NPUPERF_FAKE_NPU_PREFILL_S", "0.3"))
     decode = float(os.environ.get("NPUPERF_FAKE_NPU_DECODE_S", "0.2"))
     if os.environ.get("NPUPERF_FAKE_NPU_SLOW_ONCE") and not in_confirmation_child():
         decode *= 2

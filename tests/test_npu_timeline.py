@@ -181,16 +181,19 @@ def npu_run(npt):
 
 
 def test_fixture_path_on_the_fake_npu_with_confirmation_on_by_default(npu_run):
-    common = ("--npuperf-device", "npu", "--npuperf-model", "tiny", "--npuperf-max-new-tokens", "4")
+    # Three warm-ups: a fresh process's first generate calls carry one-off host work.
+    common = ("--npuperf-device", "npu", "--npuperf-model", "tiny", "--npuperf-max-new-tokens", "4",
+              "--npuperf-warmup", "3")
     saved = npu_run.run(*common, "--npuperf-save-baseline")
     saved.assert_outcomes(passed=1)
     saved.stdout.fnmatch_lines(["*npuperf device: npu (Ascend910B3)*timing by npu events*"])
-    # The numbers are the device's: 0.1 s prefill, 0.2 s per decode step (the tiny model's CPU
+    # The numbers are the device's: 0.3 s prefill, 0.2 s per decode step (the tiny model's CPU
     # time overlaps them; generate's own host work between the steps adds a little).
     samples = _samples(npu_run)
     tpot = sorted(s["tpot_s"] for s in samples)[len(samples) // 2]
     ttft = sorted(s["ttft_s"] for s in samples)[len(samples) // 2]
-    assert 0.2 <= tpot < 0.2 + 0.04 and 0.1 <= ttft < 0.1 + 0.04, (ttft, tpot)
+    # the device time is a floor; the bound above leaves room for a loaded 2-core CI machine
+    assert 0.2 <= tpot < 0.2 * 1.5 and 0.3 <= ttft < 0.3 * 1.5, (ttft, tpot)
     # A slowdown in this process only: the confirmation child (on by default on an accelerator)
     # measures the same workload at the baseline's speed, so the regression is not confirmed.
     once = npu_run.run(*common, NPUPERF_FAKE_NPU_SLOW_ONCE="1")
@@ -223,8 +226,8 @@ def test_decode(npuperf):
     result.assert_outcomes(passed=2)
     tests = json.loads((npu_run.path / "results.json").read_text(encoding="utf-8"))["tests"]
     times = {t["test_id"].rpartition("::")[2]: sorted(s["time_s"] for s in t["result"]["samples"]) for t in tests}
-    assert 0.1 <= times["test_prefill"][2] < 0.1 + 0.04, times
-    assert 0.2 <= times["test_decode"][2] < 0.2 + 0.04, times
+    assert 0.3 <= times["test_prefill"][2] < 0.3 * 1.5, times
+    assert 0.2 <= times["test_decode"][2] < 0.2 * 1.5, times
 
 
 @pytest.mark.xfail(strict=True, reason="fixture._judge counts a confirmation child that crashed as 'not confirmed' "
