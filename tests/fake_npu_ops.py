@@ -4,14 +4,17 @@ The rules are written from the op documentation (reference/torch_npu.md section 
 the published wheels' meta functions accept and reject; tests/test_npu_conformance.py runs the
 same probe table through both and fails on any disagreement. Three generations of rules:
 
-- ``old``: 2.1.0.x (checked: 2.1.0.post8);
-- ``mid``: 2.2 to 2.10 (checked: 2.5.1; the other releases are assumed to behave like it);
-- ``new``: 2.11 and later (checked: 2.14.0): the scale/output/offset/per-token combination checks
-  are gone from the meta function, and ``output_dtype`` is an ``int?`` in the schema (a
-  ``torch.dtype`` passed through ``torch.ops`` is converted).
+- ``old``: 2.1.0.post8 and post10 (checked both): no int32 output;
+- ``mid``: 2.1.0.post12 to 2.10 (checked: 2.1.0.post12, post13, post17, 2.5.1, 2.6.0, 2.8.0;
+  2.2 to 2.4 are assumed to behave like them);
+- ``new``: 2.11 and later (checked: 2.11.0, 2.14.0): the scale/output/offset/per-token
+  combination checks are gone from the meta function, and ``output_dtype`` is an ``int?`` in the
+  schema (a ``torch.dtype`` passed through ``torch.ops`` is converted).
 
-Keyword arguments follow each release's schema: ``group_sizes`` and ``inner_precise`` are absent
-in 2.1.0.post8 (``group_sizes`` also in 2.5.1), ``weight_dtype`` and ``quant_mode`` arrive in 2.11.
+Keyword arguments follow each release's schema (checked on the same wheels): ``inner_precise``
+and ``npu_dynamic_quant``'s ``group_index``/``dst_type`` from 2.1.0.post10, ``group_sizes`` from
+2.1.0.post13 in the 2.1 line and from 2.6 (2.5.1 lacks it), ``weight_dtype`` and ``quant_mode``
+from 2.11.
 
 Chips (documentation): the Ascend 310P inference cards have no ``npu_dynamic_quant`` and no
 per-token scale, and their w8a16 takes fp16 activations only; 2.1.0.post8 documents both int8
@@ -39,7 +42,7 @@ def _require(cond: bool, message: str) -> None:
 
 def generation(version: str) -> str:
     v = Version(version)
-    if v < Version("2.2"):
+    if v < Version("2.1.0.post12"):  # no int32 output yet
         return "old"
     if v < Version("2.11"):
         return "mid"
@@ -48,11 +51,15 @@ def generation(version: str) -> str:
 
 def has_group_sizes(version: str) -> bool:
     v = Version(version)
-    return v >= Version("2.6") or Version("2.1.0.post17") <= v < Version("2.2")
+    return v >= Version("2.6") or Version("2.1.0.post13") <= v < Version("2.2")
 
 
 def has_inner_precise(version: str) -> bool:
-    return Version(version) >= Version("2.1.0.post17")
+    return Version(version) >= Version("2.1.0.post10")
+
+
+def has_dynamic_quant_dst_type(version: str) -> bool:
+    return Version(version) >= Version("2.1.0.post10")
 
 
 def is_310p(soc: str) -> bool:
@@ -112,8 +119,8 @@ def make_ops(version: str, soc: str) -> Dict[str, Callable[..., Any]]:
         return y.to(x.dtype)
 
     def npu_dynamic_quant(input: Any, *, smooth_scales: Any = None, **kwargs: Any) -> Tuple[Any, Any]:
-        allowed = {"old": (), "mid": ("group_index", "dst_type"),
-                   "new": ("group_index", "dst_type", "quant_mode", "dst_type_max")}[gen]
+        allowed = (("group_index", "dst_type") if has_dynamic_quant_dst_type(version) else ()) + (
+            ("quant_mode", "dst_type_max") if gen == "new" else ())
         _unexpected("npu_dynamic_quant", kwargs, allowed, version)
         _require(not is_310p(soc), f"npu_dynamic_quant is not supported on {soc} (Atlas A2/A3 only)")
         dst_type = kwargs.get("dst_type")

@@ -294,7 +294,7 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
             return driver
         return cann if module in known else ""
 
-    if Version(version) >= Version("2.1.0.post10"):  # absent in 2.1.0.post8
+    if Version(version) >= Version("2.1.0.post12"):  # absent in 2.1.0.post8 and post10
         utils.get_cann_version = get_cann_version  # type: ignore[attr-defined]
     npu.utils = utils  # type: ignore[attr-defined]
 
