@@ -143,17 +143,19 @@ class PerfSession:
         return self._loaded
 
     @staticmethod
-    def _check_npu_int8(device: Device, precision: str) -> None:
+    def _check_npu_int8(device: Device, precision: str, scheme: Optional[str] = None,
+                        dtype_name: Optional[str] = None) -> None:
         """Skip, with the reason, an int8 scheme the chip or torch_npu release cannot run."""
         spec = get_precision(precision)
-        if device.kind != "npu" or spec.quant is None:
+        scheme = spec.quant if scheme is None else scheme
+        if device.kind != "npu" or scheme is None:
             return
         from .fingerprint import package_version
         from .npu_int8 import PrecisionUnsupported, unsupported
 
         module = sys.modules.get("torch_npu")
         version = package_version("torch-npu") or getattr(module, "__version__", None)
-        why = unsupported(device.name(), version, spec.quant, spec.dtype)
+        why = unsupported(device.name(), version, scheme, dtype_name or spec.dtype)
         if why:
             raise PrecisionUnsupported(f"{precision}: {why}")
 
@@ -483,6 +485,8 @@ class PerfSession:
         dtype_name = get_precision(precision).dtype
         outcome = self._start(test_id)
         device = self.device()
+        if name.startswith("int8_"):  # the int8 operators at this activation dtype
+            self._check_npu_int8(device, precision, name[len("int8_"):], dtype_name)
         config = model_config(self.model_name)
         kernel = op_kernel(config, name, tokens, dtype_name, device.kind, device.torch_device)
         workload = Workload(model_key(self.model_name),

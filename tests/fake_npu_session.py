@@ -7,7 +7,8 @@ forward queue its device time on the fake (prefill NPUPERF_FAKE_NPU_PREFILL_S, d
 decode NPUPERF_FAKE_NPU_DECODE_S, default 0.2 seconds: far above the tiny model's CPU time, which
 they overlap) before generate reads the token on the host. With
 NPUPERF_FAKE_NPU_SLOW_ONCE set, decode steps take twice as long, except in a confirmation child;
-with NPUPERF_FAKE_NPU_CHILD_CRASH set, a confirmation child fails to load the model.
+with NPUPERF_FAKE_NPU_CHILD_CRASH set, a confirmation child fails to load the model. Each
+operator call (``npuperf.op``) queues NPUPERF_FAKE_NPU_OP_S (default 0.02) seconds without waiting.
 Everything else (device resolution, events, synchronize, measure_once, the verdict and the
 confirmation process) is the plugin's own code.
 """
@@ -22,11 +23,13 @@ import fake_torch_npu
 import fakes
 
 import pytest_npuperf.device.accel as accel_mod
+import pytest_npuperf.kernels as kernels_mod
 import pytest_npuperf.roofline as roofline_mod
 import pytest_npuperf.session as session_mod
 from pytest_npuperf.confirm import in_confirmation_child
 
 _SAVED: Dict[str, Any] = {}
+SOC = "Ascend910B3"  # the chip of the fake (a test may set another before the run starts)
 
 
 class CpuBackedNpuDevice(accel_mod.AcceleratorDevice):
@@ -60,7 +63,7 @@ def install() -> None:
     # (and caches the answer); the fake is not an importable package, so import it first.
     import transformers.models.mistral.modeling_mistral  # noqa: F401
 
-    mod = fake_torch_npu.build(version="2.14.0", realtime=True)
+    mod = fake_torch_npu.build(version="2.14.0", soc=SOC, realtime=True)
     _SAVED.update(torch_npu=sys.modules.get("torch_npu"), torch_npu_attr=getattr(torch, "npu", None),
                   accel=accel_mod.AcceleratorDevice, calibrate=roofline_mod.calibrate,
                   load_model=session_mod.load_model)
@@ -79,6 +82,21 @@ def install() -> None:
         return loaded
 
     session_mod.load_model = load_model
+    original_op = _SAVED["op_kernel"] = kernels_mod.op_kernel
+
+    def op_kernel(*args: Any, **kwargs: Any) -> Any:
+        # An operator is launched and the host goes on: only the timer's end event waits.
+        kernel = original_op(*args, **kwargs)
+        fn, seconds = kernel.fn, float(os.environ.get("NPUPERF_FAKE_NPU_OP_S", "0.02"))
+
+        def queued() -> Any:
+            mod.npu._launch(seconds)
+            return fn()
+
+        kernel.fn = queued
+        return kernel
+
+    kernels_mod.op_kernel = op_kernel
 
 
 def uninstall() -> None:
@@ -98,4 +116,5 @@ def uninstall() -> None:
     accel_mod.AcceleratorDevice = _SAVED["accel"]
     roofline_mod.calibrate = _SAVED["calibrate"]
     session_mod.load_model = _SAVED["load_model"]
+    kernels_mod.op_kernel = _SAVED["op_kernel"]
     _SAVED.clear()

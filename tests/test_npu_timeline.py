@@ -230,6 +230,41 @@ def test_decode(npuperf):
     assert 0.2 <= times["test_decode"][2] < 0.2 * 1.5, times
 
 
+def test_operators_on_the_fake_npu_run_ahead_and_are_timed_by_device_events(npu_run, monkeypatch):
+    npu_run.pytester.makepyfile(test_perf="""
+import pytest
+
+pytestmark = pytest.mark.npu
+
+@pytest.mark.parametrize("name", ["q_proj", "int8_w8a16", "int8_w8a8"])
+def test_op(npuperf, name):
+    npuperf.op(name, "bf16", 8)
+""")
+    result = npu_run.run("--npuperf-device", "npu", "--npuperf-model", "tiny", "--npuperf-save-baseline")
+    result.assert_outcomes(passed=3)  # the int8 operators run through the fake's torch_npu kernels
+    tests = json.loads((npu_run.path / "results.json").read_text(encoding="utf-8"))["tests"]
+    for test in tests:
+        times = sorted(s["time_s"] for s in test["result"]["samples"])
+        assert 0.02 <= times[2] < 0.02 * 1.5, (test["test_id"], times)
+
+
+def test_int8_operators_on_a_310p_are_skipped_with_the_reason(npu_run, monkeypatch):
+    import fake_npu_session
+
+    monkeypatch.setattr(fake_npu_session, "SOC", "Ascend310P3")
+    npu_run.pytester.makepyfile(test_perf="""
+import pytest
+
+pytestmark = pytest.mark.npu
+
+def test_op(npuperf):
+    npuperf.op("int8_w8a8", "bf16", 8)
+""")
+    result = npu_run.run("--npuperf-device", "npu", "--npuperf-model", "tiny", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*bf16: Ascend310P3*no npu_dynamic_quant*"])
+
+
 @pytest.mark.xfail(strict=True, reason="fixture._judge counts a confirmation child that crashed as 'not confirmed' "
                    "and passes the test; DESIGN.md: a confirmation that measured nothing confirms nothing, the "
                    "regression stands (fixture.py/confirm.py belong to issue 13)")
