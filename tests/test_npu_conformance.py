@@ -28,6 +28,7 @@ import fake_npu_ops
 import fake_torch_npu
 import npu_probes
 import pytest
+import torch_npu_meta as meta
 import torch_npu_wheels as wheels
 from packaging.version import Version
 
@@ -54,8 +55,8 @@ def wheel(request: pytest.FixtureRequest, wheel_files: Dict[str, Any]) -> wheels
 
 
 @pytest.fixture(scope="session")
-def meta_ops(wheel: wheels.Wheel) -> wheels.MetaOps:
-    return wheels.MetaOps(wheel)
+def meta_ops(wheel: wheels.Wheel) -> meta.MetaOps:
+    return meta.MetaOps(wheel)
 
 
 def _check_use(wheel: wheels.Wheel, use: npu_api.ApiUse) -> str:
@@ -108,7 +109,7 @@ def test_error_phrases_the_project_recognises_are_raised_by_the_release(wheel: w
             assert present, f"torch_npu {wheel.version} no longer raises {phrase!r}"
 
 
-def _meta_torch_npu(ops: wheels.MetaOps) -> types.ModuleType:
+def _meta_torch_npu(ops: meta.MetaOps) -> types.ModuleType:
     """A torch_npu module whose int8 ops are the wheel's schema + meta functions."""
     mod = types.ModuleType("torch_npu")
     for name in ("npu_weight_quant_batchmatmul", "npu_dynamic_quant", "npu_quant_matmul"):
@@ -134,7 +135,7 @@ def _meta_decoder(dtype: Any) -> Any:
 @pytest.mark.npu_conformance
 @pytest.mark.parametrize("scheme", quant.SCHEMES)
 @pytest.mark.parametrize("act", ["float16", "bfloat16"])
-def test_project_int8_calls_pass_the_real_meta_functions(meta_ops: wheels.MetaOps, monkeypatch: pytest.MonkeyPatch,
+def test_project_int8_calls_pass_the_real_meta_functions(meta_ops: meta.MetaOps, monkeypatch: pytest.MonkeyPatch,
                                                          scheme: str, act: str) -> None:
     import torch
 
@@ -148,7 +149,7 @@ def test_project_int8_calls_pass_the_real_meta_functions(meta_ops: wheels.MetaOp
             x = torch.empty((rows, linear.in_features), dtype=dtype, device="meta")
             try:
                 y = linear(x)
-            except wheels.Rejected as exc:
+            except meta.Rejected as exc:
                 pytest.fail(f"torch_npu {meta_ops.version} rejects quant.py's {scheme} call for {name} "
                             f"({rows}x{linear.in_features} {act}): {exc}", pytrace=False)
             assert (tuple(y.shape), y.dtype) == ((rows, linear.out_features), dtype), name
@@ -157,13 +158,13 @@ def test_project_int8_calls_pass_the_real_meta_functions(meta_ops: wheels.MetaOp
 def _verdict(call: Any) -> str:
     try:
         call()
-    except (wheels.Rejected, fake_npu_ops.ContractError, TypeError):
+    except (meta.Rejected, fake_npu_ops.ContractError, TypeError):
         return "reject"
     return "accept"
 
 
 @pytest.mark.npu_conformance
-def test_fake_agrees_with_the_real_meta_functions(meta_ops: wheels.MetaOps, record_property: Any) -> None:
+def test_fake_agrees_with_the_real_meta_functions(meta_ops: meta.MetaOps, record_property: Any) -> None:
     version = meta_ops.version
     fake = fake_torch_npu.build(version=version)
     generation = fake_npu_ops.generation(version)
@@ -248,18 +249,18 @@ def test_meta_code_that_needs_the_compiled_torch_npu_is_an_error_not_a_verdict()
     )
     import torch
 
-    functions = wheels.load_meta_functions(source, "probe")
+    functions = meta.load_meta_functions(source, "probe")
     assert sorted(functions) == ["npu_checked", "npu_needs_c"]
     with pytest.raises(RuntimeError, match="x must be 2-D"):
         functions["npu_checked"](torch.empty(3, device="meta"))
-    with pytest.raises(wheels.StubUsed):
+    with pytest.raises(meta.StubUsed):
         functions["npu_needs_c"](torch.empty(3, device="meta"))
-    assert not issubclass(wheels.StubUsed, (RuntimeError, ValueError, IndexError))  # never counted as a rejection
+    assert not issubclass(meta.StubUsed, (RuntimeError, ValueError, IndexError))  # never counted as a rejection
 
 
 def test_a_meta_file_without_functions_is_an_error() -> None:
     with pytest.raises(wheels.WheelError):
-        wheels.load_meta_functions("import torch\nX = 1\n", "empty")
+        meta.load_meta_functions("import torch\nX = 1\n", "empty")
 
 
 def test_unreachable_index_skips_and_other_pip_failures_fail(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:

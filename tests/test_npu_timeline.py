@@ -230,7 +230,7 @@ def test_decode(npuperf):
     assert 0.2 <= times["test_decode"][2] < 0.2 * 1.5, times
 
 
-def test_operators_on_the_fake_npu_run_ahead_and_are_timed_by_device_events(npu_run, monkeypatch):
+def test_operators_on_the_fake_npu_run_ahead_and_are_timed_by_device_events(npu_run):
     npu_run.pytester.makepyfile(test_perf="""
 import pytest
 

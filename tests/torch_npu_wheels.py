@@ -1,19 +1,15 @@
 """Published torch-npu wheels, unpacked without installing, as facts to test against.
 
 - ``download``: ``pip download --no-deps`` of one version for an explicit platform (x86_64
-  manylinux; the Python sources and op schemas are the same on aarch64), cached in
+  manylinux: the files checked are Python sources, YAML schemas and strings in the shared
+  libraries), cached in
   ``$NPUPERF_WHEEL_CACHE`` or ``~/.cache/pytest-npuperf/wheels``;
 - ``Wheel.resolve``: does a dotted name (``torch_npu.npu.Event.elapsed_time``) exist in the wheel's
   Python sources, following ``from .x import y`` chains and class bases; which keyword names
   does it take;
 - ``Wheel.schema``: a custom operator's argument names and types from
   ``torch_npu/csrc/aten/npu_native_functions_by_codegen.yaml``;
-- ``Wheel.meta_functions``: the wheel's own meta functions (shape and dtype checks, plain Python),
-  loaded from ``_meta_registrations.py`` without the compiled torch_npu: the module's imports of
-  torch_npu are bound to stubs that fail loudly when a checked code path actually uses them, the
-  registration decorators and ``Library`` objects are dropped, and the functions run with the local
-  torch on meta tensors. What is checked is the wheel's meta logic, not its torch binary (the
-  wheels pin their own torch version).
+- the wheel's meta functions are loaded and called by tests/torch_npu_meta.py.
 
 Nothing from torch_npu is copied into this repository: the wheel's files are read at test time.
 """
@@ -27,7 +23,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 # Oldest supported, one in the middle, newest checked. Override: NPUPERF_TORCH_NPU_VERSIONS=a,b,c
 DEFAULT_VERSIONS = ("2.1.0.post8", "2.5.1", "2.14.0")
@@ -263,7 +259,7 @@ class Wheel:
         module = member[:-len("/__init__.py")] if member.endswith("/__init__.py") else member[:-3]
         module = module.replace("/", ".")
         for base in cls.bases:
-            dotted = _dotted(base)
+            dotted = dotted_name(base)
             if dotted is None or depth > 10:
                 continue
             head, _, rest = dotted.partition(".")
@@ -349,156 +345,11 @@ class Wheel:
             self._schemas = out
         return self._schemas
 
-    # -- meta functions --
-    def meta_functions(self) -> Dict[str, Callable[..., Any]]:
-        for member in META_FILES:
-            if member in self.members:
-                return load_meta_functions(self.read_text(member), f"{self.version}:{member}")
-        raise WheelError(f"{self.version}: none of {META_FILES} in the wheel")
 
-
-def _dotted(node: ast.AST) -> Optional[str]:
+def dotted_name(node: ast.AST) -> Optional[str]:
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        head = _dotted(node.value)
+        head = dotted_name(node.value)
         return f"{head}.{node.attr}" if head else None
     return None
-
-
-# --- the meta functions without the compiled torch_npu --------------------------------------
-
-class StubUsed(Exception):
-    """A checked code path used a part of torch_npu that is not available without CANN."""
-
-
-class _Stub:
-    """Stands for a torch_npu object: comparable and hashable (dtype constants), nothing else."""
-
-    def __init__(self, name: str) -> None:
-        object.__setattr__(self, "_name", name)
-
-    def __getattr__(self, attr: str) -> "_Stub":
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return _Stub(f"{self._name}.{attr}")
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise StubUsed(f"{self._name}() was called: not available without the compiled torch_npu")
-
-    def __eq__(self, other: Any) -> bool:
-        return isinstance(other, _Stub) and other._name == self._name
-
-    def __hash__(self) -> int:
-        return hash(self._name)
-
-    def __repr__(self) -> str:
-        return f"<stub {self._name}>"
-
-
-def _message_only(*args: Any, **kwargs: Any) -> str:
-    return ""
-
-
-def load_meta_functions(source: str, label: str) -> Dict[str, Callable[..., Any]]:
-    """{op name: meta function} from a _meta_registrations.py source, without registering anything."""
-    import torch  # noqa: F401  (the functions' globals)
-
-    try:
-        tree = ast.parse(source, filename=label)
-    except SyntaxError as exc:
-        raise WheelError(f"cannot parse {label}: {exc}") from None
-    namespace: Dict[str, Any] = {"__name__": "torch_npu_meta_under_test", "__builtins__": __builtins__}
-    ops: Dict[str, str] = {}
-    kept: List[ast.stmt] = []
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
-            if (module or "").startswith("torch_npu"):
-                for alias in node.names:
-                    bound = alias.asname or alias.name.split(".")[0]
-                    # Error-message helpers only build strings; anything else fails when used.
-                    if alias.name == "ops_error":
-                        namespace[bound] = _message_only
-                    else:
-                        namespace[bound] = _Stub(f"{module}.{alias.name}" if isinstance(node, ast.ImportFrom) else bound)
-                continue
-            kept.append(node)
-        elif isinstance(node, ast.FunctionDef):
-            for deco in node.decorator_list:
-                if (isinstance(deco, ast.Call) and _dotted(deco.func) in ("impl", "torch.library.impl")
-                        and len(deco.args) >= 2 and isinstance(deco.args[1], ast.Constant)
-                        and isinstance(deco.args[1].value, str)):
-                    ops[deco.args[1].value] = node.name
-            node.decorator_list = []
-            kept.append(node)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            value = node.value
-            if isinstance(value, ast.Call) and _dotted(value.func) in ("Library", "torch.library.Library"):
-                continue  # would register with the dispatcher
-            kept.append(node)
-    for node in kept:
-        module_ast = ast.Module(body=[node], type_ignores=[])
-        try:
-            exec(compile(module_ast, label, "exec"), namespace)
-        except Exception:
-            # A constant built from a torch_npu stub or a newer torch: the functions that need it
-            # raise NameError when called, which the probe runner reports as an error, not a verdict.
-            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef)):
-                raise WheelError(f"{label}: cannot load {ast.dump(node)[:120]}") from None
-    functions = {op: namespace[name] for op, name in ops.items() if callable(namespace.get(name))}
-    if not functions:
-        raise WheelError(f"{label}: no meta function found")
-    return functions
-
-
-# --- calling a wheel's operator as torch.ops would, on meta tensors ---------------------------
-
-class Rejected(Exception):
-    """The wheel's schema or meta function rejects the call; the message says why."""
-
-
-def _scalar_type_codes() -> Dict[Any, int]:
-    """torch.dtype -> c10::ScalarType number, as torch.ops converts a dtype for an ``int`` argument."""
-    import torch
-
-    return {torch.uint8: 0, torch.int8: 1, torch.int16: 2, torch.int32: 3, torch.int64: 4, torch.float16: 5,
-            torch.float32: 6, torch.float64: 7, torch.bool: 11, torch.bfloat16: 15}
-
-
-class MetaOps:
-    """One wheel's custom operators: its schema for the arguments, its meta function for the rest."""
-
-    def __init__(self, wheel: Wheel) -> None:
-        self.version = wheel.version
-        self._schemas = wheel.schemas()
-        self._functions = wheel.meta_functions()
-
-    def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
-        import torch
-
-        if op not in self._schemas:
-            raise WheelError(f"{self.version}: no schema for {op}")
-        if op not in self._functions:
-            raise WheelError(f"{self.version}: no meta function for {op}")
-        schema = self._schemas[op]
-        positional = [a for a in schema if not a.kwonly]
-        if len(args) > len(positional):
-            raise Rejected(f"{op}() takes {len(positional)} positional arguments but {len(args)} were given")
-        by_name = {a.name: a for a in schema}
-        for name in kwargs:
-            if name not in by_name:
-                raise Rejected(f"{op}() got an unexpected keyword argument {name!r}")
-        codes = _scalar_type_codes()
-
-        def convert(arg: Arg, value: Any) -> Any:
-            if isinstance(value, torch.dtype) and arg.type.rstrip("?") in ("int", "SymInt"):
-                return codes[value]
-            return value
-
-        args = tuple(convert(positional[i], v) for i, v in enumerate(args))
-        kwargs = {k: convert(by_name[k], v) for k, v in kwargs.items()}
-        try:
-            return self._functions[op](*args, **kwargs)
-        except (RuntimeError, ValueError, IndexError) as exc:  # torch._check raises RuntimeError
-            raise Rejected(f"{type(exc).__name__}: {exc}") from None
