@@ -85,9 +85,31 @@ def ascend_versions(environ: Mapping[str, str], root: str = "/usr/local/Ascend")
     firmware = _safe(lambda: parse_kv_file(f"{root}/firmware/version.info"))
     return {
         "cann_version": cann,
+        "cann_ops_version": cann_ops_version(environ, root),
         "driver_version": (driver or {}).get("package_version") or (driver or {}).get("Version"),
         "firmware_version": (firmware or {}).get("Version"),
     }
+
+
+def cann_ops_version(environ: Mapping[str, str], root: str = "/usr/local/Ascend") -> Optional[str]:
+    """The operator (kernel) package version: a separate package from CANN 8.5 on.
+
+    8.5+ installs ``<home>/<arch>-linux/ascend_ops_install.info`` next to the toolkit's file;
+    older layouts carry the kernels in ``opp_kernel`` (``opp_kernel/version.info``).
+    """
+    homes = [environ.get("ASCEND_TOOLKIT_HOME"), environ.get("ASCEND_HOME_PATH"),
+             f"{root}/cann", f"{root}/ascend-toolkit/latest"]
+    for home in [h for h in homes if h]:
+        files = sorted(glob.glob(os.path.join(home, "*-linux", "ascend_ops_install.info")))
+        files += sorted(glob.glob(os.path.join(home, "ascend_ops_install.info")))
+        for path in files:
+            version = _safe(lambda p=path: parse_kv_file(p).get("version"))
+            if version:
+                return version
+        info = _safe(lambda h=home: parse_kv_file(os.path.join(h, "opp_kernel", "version.info")))
+        if info and (info.get("version_dir") or info.get("Version")):
+            return info.get("version_dir") or info.get("Version")
+    return None
 
 
 def npu_smi_driver_version() -> Optional[str]:
@@ -99,15 +121,34 @@ def npu_smi_driver_version() -> Optional[str]:
     return match.group(1) if match else None
 
 
+def npu_smi_firmware_version(index: int = 0) -> Optional[str]:
+    """'Firmware Version : 7.1.0.7.220' from ``npu-smi info -t board``, where the file is absent."""
+    exe = shutil.which("npu-smi")
+    if not exe:
+        return None
+    out = subprocess.run([exe, "info", "-t", "board", "-i", str(index)], capture_output=True, text=True,
+                         timeout=10).stdout
+    match = re.search(r"Firmware Version\s*:\s*([0-9A-Za-z.\-]+)", out)
+    return match.group(1) if match else None
+
+
+def cpu_binding() -> Dict[str, Any]:
+    """The CPUs this process may run on: host-side dispatch speed depends on them on every device."""
+    affinity = _safe(lambda: sorted(os.sched_getaffinity(0)))
+    return {"cpu_count": os.cpu_count(), "cpu_affinity": affinity}
+
+
 # Set by torch itself when a module imports inductor: not a setting of the user's.
 _SET_BY_TORCH = ("TORCHINDUCTOR_CACHE_DIR",)
 
 
 def env_snapshot(environ: Mapping[str, str]) -> Dict[str, str]:
     """Performance-relevant variables, secrets redacted."""
+    from .device.npu_api import NPU_ENV_VARS
+
     out = {}
     for key, value in environ.items():
-        if key.startswith(ENV_PREFIXES) and key not in _SET_BY_TORCH:
+        if (key.startswith(ENV_PREFIXES) or key in NPU_ENV_VARS) and key not in _SET_BY_TORCH:
             out[key] = REDACTED if _SECRET.search(key) else value
     return dict(sorted(out.items()))
 
@@ -151,16 +192,23 @@ def collect(device_kind: str, device_info: Mapping[str, Any], environ: Optional[
     if torch is not None:
         stack["torch_threads"] = _safe(torch.get_num_threads)
         stack["torch_cuda_build"] = _safe(lambda: torch.version.cuda)
+    stack.update(cpu_binding())
     if device_kind == "npu":
         stack.update({k: v for k, v in ascend_versions(environ).items() if v})
         torch_npu = sys.modules.get("torch_npu")
         if torch_npu is not None:
+            # get_cann_version is absent in torch_npu 2.1.0.post8 and returns '' before CANN
+            # 8.1.RC1: the install files read above stay the answer then.
             api = _safe(lambda: torch_npu.npu.utils.get_cann_version(module="CANN"))
-            if api:  # '' on CANN < 8.1.RC1
+            if api:
                 stack["cann_version"] = api
+            if not stack.get("driver_version"):
+                stack["driver_version"] = _safe(lambda: torch_npu.npu.utils.get_cann_version(module="DRIVER")) or None
             stack["npu_jit_compile"] = _safe(lambda: not torch_npu.npu.is_jit_compile_false())
         if not stack.get("driver_version"):
             stack["driver_version"] = _safe(npu_smi_driver_version)
+        if not stack.get("firmware_version"):
+            stack["firmware_version"] = _safe(npu_smi_firmware_version)
     elif device_kind == "cuda":
         stack["driver_version"] = _safe(nvidia_driver_version)
     stack.update({k: v for k, v in device_info.items()})

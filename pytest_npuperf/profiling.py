@@ -36,9 +36,9 @@ def profile_generation(device: Any, run: Callable[[], Any], test_id: str, folder
             on_trace_ready=torch_npu.profiler.tensorboard_trace_handler(str(out)),
             record_shapes=False, profile_memory=False, with_stack=False, with_modules=False,
             experimental_config=experimental,
-        ) as prof:
+        ) as npu_prof:
             run()
-            prof.step()
+            npu_prof.step()
         return out  # .../ASCEND_PROFILER_OUTPUT/kernel_details.csv, op_statistic.csv
     import torch.profiler as tp
 

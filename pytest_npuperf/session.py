@@ -11,6 +11,7 @@ import datetime as _dt
 import gc
 import math
 import statistics
+import sys
 from dataclasses import replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
@@ -183,6 +184,7 @@ class PerfSession:
     # -- model and baselines ----------------------------------------------------------------
     def model(self, precision: str) -> LoadedModel:
         device = self.device()
+        self._check_npu_int8(device, precision)
         loaded = self._loaded
         if loaded is not None and loaded.precision == precision and loaded.model is not None:
             return loaded
@@ -195,6 +197,23 @@ class PerfSession:
         gc.collect()
         device.empty_cache()
         return self._loaded
+
+    @staticmethod
+    def _check_npu_int8(device: Device, precision: str, scheme: Optional[str] = None,
+                        dtype_name: Optional[str] = None) -> None:
+        """Skip, with the reason, an int8 scheme the chip or torch_npu release cannot run."""
+        spec = get_precision(precision)
+        scheme = spec.quant if scheme is None else scheme
+        if device.kind != "npu" or scheme is None:
+            return
+        from .fingerprint import package_version
+        from .npu_int8 import PrecisionUnsupported, unsupported
+
+        module = sys.modules.get("torch_npu")
+        version = package_version("torch-npu") or getattr(module, "__version__", None)
+        why = unsupported(device.name(), version, scheme, dtype_name or spec.dtype)
+        if why:
+            raise PrecisionUnsupported(f"{precision}: {why}")
 
     def _profile_entries(self) -> Union[Dict[str, BaselineEntry], BaselineError]:
         """This profile's baselines, read once; a broken file is kept as its error."""
@@ -572,6 +591,8 @@ class PerfSession:
         dtype_name = get_precision(precision).dtype
         outcome = self._start(test_id)
         device = self.device()
+        if name.startswith("int8_"):  # the int8 operators at this activation dtype
+            self._check_npu_int8(device, precision, name[len("int8_"):], dtype_name)
         config = model_config(self.model_name)
         kernel = op_kernel(config, name, tokens, dtype_name, device.kind, device.torch_device)
         workload = Workload(model_key(self.model_name),

@@ -19,6 +19,14 @@ import pytest_npuperf.session  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "npu_conformance: checks against published torch-npu wheels (downloaded once into "
+        "$NPUPERF_WHEEL_CACHE or ~/.cache/pytest-npuperf/wheels; skipped when the index is unreachable)",
+    )
+
 TESTS_DIR = Path(__file__).parent
 
 SUITE = textwrap.dedent(

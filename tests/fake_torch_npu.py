@@ -1,22 +1,49 @@
 """A fake ``torch_npu`` with the documented API surface and quirks (reference/torch_npu.md).
 
+``build(version=...)`` / ``install(monkeypatch, version=...)`` behave like that torch_npu release:
+its int8 operators and their keyword arguments (tests/fake_npu_ops.py, checked against the
+published wheels by tests/test_npu_conformance.py), ``get_cann_version`` (absent in 2.1.0.post8,
+'' before CANN 8.1.RC1), and the device properties (core counts from 2.1.0.post17 and 2.8).
+
 Reproduced quirks:
-- memory getters and ``memory_stats`` return 0 / {} before the NPU is initialized;
+- memory getters and ``memory_stats`` return 0 / {} before the NPU is initialized; ``set_device``
+  does not initialize it (a tensor op, ``synchronize``, ``get_device_properties`` or
+  ``is_jit_compile_false`` does);
 - ``get_device_name`` returns the SoC name and raises AssertionError when no device is visible;
+  ``set_device``, ``get_device_name`` and ``get_device_properties`` raise AssertionError for an
+  index out of range;
 - ``Event.elapsed_time`` is in milliseconds, drains the queue itself, and raises if either
   event was never recorded; events need ``enable_timing=True``;
 - ``device_count`` honours ``ASCEND_RT_VISIBLE_DEVICES`` (parsing stops at the first bad char);
 - ``utils.get_cann_version`` returns '' for an unknown module name.
-The device clock is virtual: ``npu._advance(seconds)`` stands for queued device work.
+
+The device runs ahead of the host, on virtual clocks: ``npu._launch(seconds)`` queues device work
+and returns after a launch cost (the host clock moves by that only); the device works through its
+queue in order. ``synchronize``, ``Event.synchronize`` and ``elapsed_time`` make the host wait;
+an event carries the device time at which the work queued before it finished, on the device's own
+epoch (``DEVICE_EPOCH_S`` ahead of the host clock), so a duration computed from one host and one
+device time is visibly wrong. ``npu._host_clock`` is the host clock to hand to timing code;
+``npu._advance(seconds)`` queues work without a launch cost. ``build(realtime=True)`` puts the
+host on ``time.perf_counter`` (waits sleep), for code that reads the host clock itself.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 import types
 from collections import OrderedDict
 from typing import Any, Optional, Tuple
+
+from fake_npu_ops import ContractError, make_ops
+from packaging.version import Version
+
+__all__ = ["ContractError", "build", "install"]
+
+
+DEVICE_EPOCH_S = 1000.0  # device timestamps = host time line + this
+LAUNCH_S = 1e-5  # host time to queue one piece of device work
 
 
 class _State:
@@ -25,7 +52,8 @@ class _State:
         self.soc = soc
         self.total = total
         self.initialized = False
-        self.clock = 0.0  # device time, seconds
+        self.host = 0.0  # the host's clock, seconds
+        self.busy_until = 0.0  # when the device finishes its queue, on the host's time line
         self.allocated = 0
         self.peak = 0
         self.reserved = 0
@@ -35,25 +63,50 @@ class _State:
 
 
 def _visible(state: _State) -> int:
+    """device_count() under ASCEND_RT_VISIBLE_DEVICES, as torch_npu 2.6+ parses it.
+
+    Only the digits and commas before the first other character count ("0,1x,2" -> [0, 1]); an
+    empty entry ends the list; the ids must ascend (else no device); the list is cut at the first
+    id the machine does not have.
+    """
     env = os.environ.get("ASCEND_RT_VISIBLE_DEVICES")
     if env is None:
         return state.devices
-    ids = []
-    for part in env.split(","):
-        digits = ""
-        for ch in part:
-            if not ch.isdigit():
-                break
-            digits += ch
-        if not digits:
+    prefix = ""
+    for ch in env:
+        if not (ch.isdigit() or ch == ","):
             break
-        ids.append(int(digits))
-    return len([i for i in ids if i < state.devices])
+        prefix += ch
+    ids: list = []
+    for entry in prefix.split(",") if prefix else []:
+        if not entry:
+            break
+        ids.append(int(entry))
+    for position, value in enumerate(ids):
+        if position and value <= ids[position - 1]:
+            return 0
+        if value >= state.devices:
+            return position
+    return len(ids)
+
+
+def _has_core_counts(version: str) -> bool:
+    v = Version(version)
+    return v >= Version("2.8") or Version("2.1.0.post17") <= v < Version("2.2")
 
 
 def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, version: str = "2.5.1",
-          cann: str = "8.3.RC1", new_props: bool = False) -> types.ModuleType:
+          cann: str = "8.3.RC1", new_props: Optional[bool] = None, driver: str = "24.1.rc3",
+          realtime: bool = False) -> types.ModuleType:
+    """A fake torch_npu of the given release; ``cann`` is what get_cann_version("CANN") returns.
+
+    ``realtime``: the host clock is ``time.perf_counter`` and waiting for the device sleeps, for
+    code that reads the host clock itself (the plugin's own measurement); otherwise the host
+    clock is virtual and advanced by launches and waits only.
+    """
     state = _State(devices, soc, total)
+    if new_props is None:
+        new_props = _has_core_counts(version)
     npu = types.ModuleType("torch_npu.npu")
     npu._state = state  # type: ignore[attr-defined]
 
@@ -69,41 +122,67 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
     def current_device() -> int:
         return state.current
 
+    def _index(device: Optional[Any]) -> int:
+        index = state.current if device is None else int(str(device).split(":")[-1])
+        if not 0 <= index < device_count():
+            raise AssertionError(f"Invalid device id {index}")
+        return index
+
     def set_device(device: Any) -> None:
-        index = int(str(device).split(":")[-1])
-        if index >= device_count():
-            raise RuntimeError(f"Invalid device index {index}")
-        state.current = index
-        _lazy_init()
+        # The real set_device selects the device but does not run lazy init: memory_stats()
+        # stays {} until a tensor op or synchronize.
+        state.current = _index(device)
+
+    def _now() -> float:
+        return time.perf_counter() if realtime else state.host
+
+    def _wait_until(t: float) -> None:
+        if realtime:
+            delay = t - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        else:
+            state.host = max(state.host, t)
 
     def synchronize(device: Optional[Any] = None) -> None:
         _lazy_init()
         state.syncs += 1
+        _wait_until(state.busy_until)
 
     class Event:
         def __init__(self, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False) -> None:
             self.enable_timing = enable_timing
-            self._time: Optional[float] = None
+            self._time: Optional[float] = None  # on the host's time line
 
         def record(self, stream: Any = None) -> None:
             _lazy_init()
-            self._time = state.clock
+            # The event completes once the work queued before it has run.
+            self._time = max(state.busy_until, _now())
+
+        def recorded_time(self) -> float:
+            """The device timestamp, in the device's epoch."""
+            if self._time is None:
+                raise RuntimeError("Event has not been recorded")
+            return self._time + DEVICE_EPOCH_S
 
         def wait(self, stream: Any = None) -> None:
             pass
 
         def query(self) -> bool:
-            return self._time is not None
+            return self._time is not None and _now() >= self._time
 
         def synchronize(self) -> None:
-            pass
+            if self._time is not None:
+                _wait_until(self._time)
 
         def elapsed_time(self, end_event: "Event") -> float:
             if not (self.enable_timing and end_event.enable_timing):
                 raise RuntimeError("Events must be created with enable_timing=True to measure elapsed time")
             if self._time is None or end_event._time is None:
                 raise RuntimeError("Both events must be recorded before calculating elapsed time.")
-            return (end_event._time - self._time) * 1e3
+            # torch_npu drains the task queue and synchronizes both events itself.
+            _wait_until(max(self._time, end_event._time))
+            return (end_event.recorded_time() - self.recorded_time()) * 1e3
 
     def memory_stats(device: Optional[Any] = None) -> "OrderedDict[str, int]":
         if not state.initialized:
@@ -145,6 +224,7 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
     def get_device_name(device: Optional[Any] = None) -> str:
         if device_count() == 0:
             raise AssertionError("Invalid device id")
+        _index(device)
         return state.soc
 
     class _Props:
@@ -156,6 +236,8 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
                 self.vector_core_num = 48
 
     def get_device_properties(device: Optional[Any] = None) -> _Props:
+        _lazy_init()
+        _index(device)
         return _Props()
 
     jit = {"value": False}
@@ -164,11 +246,26 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
         jit["value"] = jit_compile
 
     def is_jit_compile_false() -> bool:
+        _lazy_init()
         return not jit["value"]
 
     # Test helpers (not torch_npu API): stand-ins for device work.
+    def _launch(seconds: float, launch_s: float = LAUNCH_S) -> None:
+        """Queue ``seconds`` of device work; the host only pays the launch."""
+        _lazy_init()
+        if not realtime:  # in real time the launch costs what the caller's code costs
+            state.host += launch_s
+        state.busy_until = max(state.busy_until, _now()) + seconds
+
     def _advance(seconds: float) -> None:
-        state.clock += seconds
+        _launch(seconds, launch_s=0.0)
+
+    def _host_clock() -> float:
+        return _now()
+
+    def _copy_to_host() -> None:
+        """A device-to-host copy (``.cpu()``, ``.item()``): the host waits for the queue."""
+        _wait_until(state.busy_until)
 
     def _allocate(nbytes: int) -> None:
         _lazy_init()
@@ -183,95 +280,29 @@ def build(devices: int = 1, soc: str = "Ascend910B3", total: int = 64 * 2**30, v
     for fn in (is_available, device_count, current_device, set_device, synchronize, memory_stats,
                memory_allocated, max_memory_allocated, memory_reserved, max_memory_reserved,
                reset_peak_memory_stats, mem_get_info, empty_cache, get_device_name,
-               get_device_properties, set_compile_mode, is_jit_compile_false, _advance, _allocate, _free):
+               get_device_properties, set_compile_mode, is_jit_compile_false, _advance, _allocate, _free,
+               _launch, _host_clock, _copy_to_host):
         setattr(npu, fn.__name__, fn)
     npu.Event = Event  # type: ignore[attr-defined]
 
     utils = types.ModuleType("torch_npu.npu.utils")
 
     def get_cann_version(module: str = "CANN") -> str:
-        known = ("CANN", "RUNTIME", "COMPILER", "HCCL", "TOOLKIT", "OPP", "OPP_KERNEL", "DRIVER")
+        known = ("CANN", "RUNTIME", "COMPILER", "HCCL", "TOOLKIT", "OPP", "OPP_KERNEL")
+        if module == "DRIVER":  # read from the driver's install files, whatever the CANN version
+            return driver
         return cann if module in known else ""
 
-    utils.get_cann_version = get_cann_version  # type: ignore[attr-defined]
+    if Version(version) >= Version("2.1.0.post12"):  # absent in 2.1.0.post8 and post10
+        utils.get_cann_version = get_cann_version  # type: ignore[attr-defined]
     npu.utils = utils  # type: ignore[attr-defined]
 
     mod = types.ModuleType("torch_npu")
     mod.__version__ = version  # type: ignore[attr-defined]
     mod.npu = npu  # type: ignore[attr-defined]
-    mod.npu_weight_quant_batchmatmul = npu_weight_quant_batchmatmul  # type: ignore[attr-defined]
-    mod.npu_dynamic_quant = npu_dynamic_quant  # type: ignore[attr-defined]
-    mod.npu_quant_matmul = npu_quant_matmul  # type: ignore[attr-defined]
+    for name, op in make_ops(version, soc).items():
+        setattr(mod, name, op)
     return mod
-
-
-class ContractError(RuntimeError):
-    """A call that the real operator would reject (reference/torch_npu.md section 3)."""
-
-
-def _require(cond: bool, message: str) -> None:
-    if not cond:
-        raise ContractError(message)
-
-
-def npu_weight_quant_batchmatmul(x, weight, antiquant_scale, antiquant_offset=None, quant_scale=None,
-                                 quant_offset=None, bias=None, antiquant_group_size=0, inner_precise=0):
-    """y = x @ ((weight + offset) * scale); weight (K, N) int8, per-channel scale (N,) in x's dtype."""
-    import torch
-
-    _require(x.dim() == 2 and x.dtype in (torch.float16, torch.bfloat16), "x must be 2-D fp16/bf16 (M, K)")
-    _require(weight.dim() == 2 and weight.dtype == torch.int8, "weight must be a 2-D int8 tensor (K, N)")
-    k, n = weight.shape
-    _require(x.shape[1] == k, f"x is (M, {x.shape[1]}) but weight is ({k}, {n}): pass the (N, K) weight transposed")
-    _require(1 <= k <= 65535 and 1 <= n <= 65535, "K and N must be in [1, 65535]")
-    _require(antiquant_scale.dtype == x.dtype, "antiquant_scale must have x's dtype")
-    _require(tuple(antiquant_scale.shape) in ((n,), (1, n), (1,), (1, 1)), "antiquant_scale must be (N,) or (1, N)")
-    _require(antiquant_group_size == 0 or antiquant_group_size % 32 == 0, "group size must be 0 or a multiple of 32")
-    w = weight.float()
-    if antiquant_offset is not None:
-        w = w + antiquant_offset.float().reshape(-1)
-    y = x.float() @ (w * antiquant_scale.float().reshape(-1))
-    if bias is not None:
-        y = y + bias.float()
-    return y.to(x.dtype)
-
-
-def npu_dynamic_quant(input, *, smooth_scales=None, group_index=None, dst_type=None):
-    """Per-token symmetric int8: scale = rowmax(|x|) / 127, y = round(x / scale)."""
-    import torch
-
-    _require(input.dtype in (torch.float16, torch.bfloat16), "input must be fp16 or bf16")
-    _require(input.dim() > 1, "input must have rank > 1")
-    _require(dst_type in (None, torch.int8), "only int8 is modelled here")
-    xf = input.float()
-    scale = xf.abs().amax(dim=-1).clamp(min=1e-8) / 127.0
-    y = torch.round(xf / scale.unsqueeze(-1)).clamp(-128, 127).to(torch.int8)
-    return y, scale
-
-
-def npu_quant_matmul(x1, x2, scale, *, offset=None, pertoken_scale=None, bias=None, output_dtype=None, group_sizes=None):
-    """out = x1 @ x2 * scale (* pertoken_scale); x2 (K, N) int8; scale (1,) or (N,)."""
-    import torch
-
-    _require(x1.dtype == torch.int8 and x2.dtype == torch.int8, "x1 and x2 must both be int8")
-    _require(2 <= x1.dim() <= 6 and 2 <= x2.dim() <= 6, "x1 and x2 must have rank 2-6")
-    _require(x1.shape[-1] == x2.shape[-2], f"x1 (..., m, {x1.shape[-1]}) and x2 ({tuple(x2.shape)}) do not chain: x2 must be (K, N)")
-    _require(x1.shape[-1] <= 65535 and x2.shape[-1] <= 65535, "last dimensions must be <= 65535")
-    n = x2.shape[-1]
-    _require(scale.dim() == 1 and scale.shape[0] in (1, n), "scale must be 1-D (1,) or (N,)")
-    _require(scale.dtype in (torch.float32, torch.int64, torch.bfloat16), "scale must be float32, int64 or bfloat16")
-    out_dtype = torch.int8 if output_dtype is None else output_dtype
-    _require(out_dtype in (torch.int8, torch.float16, torch.bfloat16, torch.int32), "unsupported output_dtype")
-    if pertoken_scale is not None:
-        _require(pertoken_scale.dtype == torch.float32, "pertoken_scale must be float32")
-        _require(tuple(pertoken_scale.shape) == (x1.shape[-2],), "pertoken_scale must be (m,)")
-        _require(out_dtype in (torch.float16, torch.bfloat16), "pertoken_scale needs an fp16 or bf16 output")
-        if out_dtype == torch.float16:
-            _require(scale.dtype == torch.float32, "fp16 output with pertoken_scale needs a float32 scale")
-    acc = (x1.to(torch.int64) @ x2.to(torch.int64)).float() * scale.float()
-    if pertoken_scale is not None:
-        acc = acc * pertoken_scale.unsqueeze(-1)
-    return acc.to(out_dtype)
 
 
 def install(monkeypatch: Any, **kwargs: Any) -> types.ModuleType:

@@ -137,7 +137,8 @@ def test_ascend_version_files(tmp_path):
     (root / "driver").mkdir()
     (root / "driver" / "version.info").write_text("Version=24.1.rc1\npackage_version=24.1.rc1\n")
     versions = fingerprint.ascend_versions({}, root=str(root))
-    assert versions == {"cann_version": "8.5.0", "driver_version": "24.1.rc1", "firmware_version": None}
+    assert versions == {"cann_version": "8.5.0", "cann_ops_version": None, "driver_version": "24.1.rc1",
+                        "firmware_version": None}
 
 
 def test_old_cann_layout_version_cfg(tmp_path):

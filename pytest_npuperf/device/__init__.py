@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from typing import Any, List, Tuple
 
 from .base import Device, DeviceUnavailable, Timer
+from .npu_api import DEVICE_CONFLICT_PHRASE
 
-__all__ = ["Device", "DeviceShared", "DeviceUnavailable", "Timer", "resolve_device", "import_torch_npu"]
+__all__ = ["Device", "DeviceShared", "DeviceUnavailable", "Timer", "resolve_device", "import_torch_npu", "import_error_hint"]
 
 _CANN_HINT = (
     "CANN is not set up in this environment: run 'source /usr/local/Ascend/ascend-toolkit/set_env.sh' "
@@ -34,6 +36,45 @@ def prepare_torch_import() -> None:
         os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")
 
 
+# Shared libraries and variables of CANN named in the errors of a missing or unsourced CANN.
+_CANN_KEYS = ("libhccl", "libascendcl", "libacl_op_compiler", "libge_runner", "libgraph.so", "libruntime.so",
+              "ascend_home_path", "ascend_opp_path", "set_env.sh")
+# A torch_npu that does not match the installed torch (or CANN/NNAL libraries).
+_MISMATCH = re.compile(r"cannot import name|undefined symbol|no module named 'torch[._']|has no attribute")
+
+
+def _version_hint() -> str:
+    """'torch_npu 2.5.1 requires torch==2.5.1+cpu, installed torch is 2.13.0' from package metadata."""
+    from importlib import metadata
+
+    try:
+        npu_version = metadata.version("torch-npu")
+        pins = [r for r in (metadata.requires("torch-npu") or []) if re.match(r"torch\b(?!_|-)", r)]
+    except Exception:
+        return ""
+    try:
+        torch_version = metadata.version("torch")
+    except Exception:
+        torch_version = "not installed"
+    pin = f" requires {pins[0].replace(' ', '')}" if pins else ""
+    return f" (torch_npu {npu_version}{pin}, installed torch is {torch_version})"
+
+
+def import_error_hint(text: str) -> str:
+    """The cause and the fix for the text of a failed ``import torch_npu``."""
+    lowered = text.lower()
+    if DEVICE_CONFLICT_PHRASE.lower() in lowered:
+        return ("torch_npu refuses to load next to a CUDA (or other accelerator) build of torch: install the "
+                "CPU build of torch that your torch_npu release pins (pip install torch==X --index-url "
+                "https://download.pytorch.org/whl/cpu), or run on the GPU with --npuperf-device cuda")
+    if any(key in lowered for key in _CANN_KEYS) or re.search(r"\bcann\b", lowered):
+        return _CANN_HINT
+    if _MISMATCH.search(lowered):
+        return ("torch_npu does not match the installed torch (or its CANN/NNAL libraries)"
+                f"{_version_hint()}: install the torch version torch_npu pins, and the CANN its release notes name")
+    return "check that torch, torch_npu and CANN versions match"
+
+
 def import_torch_npu() -> Any:
     """Import torch_npu or raise DeviceUnavailable with the reason and the fix."""
     if "torch_npu" not in sys.modules and importlib.util.find_spec("torch_npu") is None:
@@ -45,17 +86,7 @@ def import_torch_npu() -> Any:
     except Exception as exc:  # ImportError, OSError, RuntimeError and plain Exception are all documented
         text = f"{type(exc).__name__}: {exc}".strip()
         first = text.splitlines()[0] if text else type(exc).__name__
-        lowered = text.lower()
-        if any(key in lowered for key in ("libhccl", "libascendcl", "ascend_home_path", "ascend_opp_path", "set_env.sh", "cann")):
-            raise DeviceUnavailable(f"import torch_npu failed ({first}); {_CANN_HINT}") from None
-        if "two accelerators" in lowered:
-            raise DeviceUnavailable(
-                f"import torch_npu failed ({first}); torch_npu cannot be loaded next to a CUDA torch "
-                "build: install the CPU build of torch that your torch_npu release pins"
-            ) from None
-        raise DeviceUnavailable(
-            f"import torch_npu failed ({first}); check that torch, torch_npu and CANN versions match"
-        ) from None
+        raise DeviceUnavailable(f"import torch_npu failed ({first}); {import_error_hint(text)}") from None
     return torch_npu
 
 
@@ -67,7 +98,12 @@ def _npu(index: int) -> Device:
         visible = os.environ.get("ASCEND_RT_VISIBLE_DEVICES")
         extra = f" (ASCEND_RT_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
         raise DeviceUnavailable(f"torch_npu imported but no NPU is visible{extra}; check npu-smi info")
-    module.set_device(index)
+    if not 0 <= index < count:
+        raise DeviceUnavailable(f"NPU index {index} is out of range: {count} NPU(s) visible")
+    try:
+        module.set_device(index)
+    except AssertionError as exc:  # torch_npu's "Invalid device id"
+        raise DeviceUnavailable(f"torch.npu.set_device({index}) failed: {exc}") from None
     from .accel import AcceleratorDevice
 
     return AcceleratorDevice("npu", module, index)

@@ -1,0 +1,121 @@
+"""The real plugin on the asynchronous fake NPU (``--npuperf-device npu``), for pytester runs.
+
+``install()`` (called from the run's conftest, so a confirmation child gets it too) puts a
+real-time fake torch_npu in ``sys.modules`` and ``torch.npu``, keeps the NPU device's tensors on
+the CPU (the fake holds none), gives the header calibration fixed numbers, and makes every model
+forward queue its device time on the fake (prefill NPUPERF_FAKE_NPU_PREFILL_S, default 0.3,
+decode NPUPERF_FAKE_NPU_DECODE_S, default 0.2 seconds: far above the tiny model's CPU time, which
+they overlap) before generate reads the token on the host. With
+NPUPERF_FAKE_NPU_SLOW_ONCE set, decode steps take twice as long, except in a confirmation child;
+with NPUPERF_FAKE_NPU_CHILD_CRASH set, a confirmation child fails to load the model. Each
+operator call (``npuperf.op``) queues NPUPERF_FAKE_NPU_OP_S (default 0.02) seconds without waiting.
+Everything else (device resolution, events, synchronize, measure_once, the verdict and the
+confirmation process) is the plugin's own code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Dict
+
+import fake_torch_npu
+import fakes
+
+import pytest_npuperf.device.accel as accel_mod
+import pytest_npuperf.kernels as kernels_mod
+import pytest_npuperf.roofline as roofline_mod
+import pytest_npuperf.session as session_mod
+from pytest_npuperf.confirm import in_confirmation_child
+
+_SAVED: Dict[str, Any] = {}
+SOC = "Ascend910B3"  # the chip of the fake (a test may set another before the run starts)
+
+
+class CpuBackedNpuDevice(accel_mod.AcceleratorDevice):
+    def __init__(self, kind: str, module: Any, index: int = 0) -> None:
+        super().__init__(kind, module, index)
+        if kind == "npu":
+            self.torch_device = "cpu"
+
+
+def _queue_device_time(model: Any, npu: Any) -> None:
+    prefill = float(os.environ.get("NPUPERF_FAKE_NPU_PREFILL_S", "0.3"))
+    decode = float(os.environ.get("NPUPERF_FAKE_NPU_DECODE_S", "0.2"))
+    if os.environ.get("NPUPERF_FAKE_NPU_SLOW_ONCE") and not in_confirmation_child():
+        decode *= 2
+    def before(module: Any, args: Any, kwargs: Any) -> None:
+        # Queued when the forward starts, so the host's own work overlaps the device's (as on a
+        # real device, where the host runs ahead): the step takes the device time, not the sum.
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        npu._launch(prefill if ids.shape[1] > 1 else decode)
+
+    def after(module: Any, args: Any, output: Any) -> None:
+        npu._copy_to_host()  # generate reads the new token on the host
+
+    model.register_forward_pre_hook(before, with_kwargs=True)
+    model.register_forward_hook(after)
+
+
+def install() -> None:
+    import torch
+
+    # transformers asks importlib whether torch_npu is installed while importing the model code
+    # (and caches the answer); the fake is not an importable package, so import it first.
+    import transformers.models.mistral.modeling_mistral  # noqa: F401
+
+    mod = fake_torch_npu.build(version="2.14.0", soc=SOC, realtime=True)
+    _SAVED.update(torch_npu=sys.modules.get("torch_npu"), torch_npu_attr=getattr(torch, "npu", None),
+                  accel=accel_mod.AcceleratorDevice, calibrate=roofline_mod.calibrate,
+                  load_model=session_mod.load_model)
+    sys.modules["torch_npu"] = mod
+    torch.npu = mod.npu
+    accel_mod.AcceleratorDevice = CpuBackedNpuDevice
+    roofline_mod.calibrate = lambda device, budget_s=1.0: dict(fakes.CALIBRATION)
+    original = _SAVED["load_model"]
+
+    def load_model(*args: Any, **kwargs: Any) -> Any:
+        if os.environ.get("NPUPERF_FAKE_NPU_CHILD_CRASH") and in_confirmation_child():
+            raise RuntimeError("the confirmation child crashed (NPUPERF_FAKE_NPU_CHILD_CRASH)")
+        loaded = original(*args, **kwargs)
+        mod.npu._allocate(int(loaded.weight_bytes))
+        _queue_device_time(loaded.model, mod.npu)
+        return loaded
+
+    session_mod.load_model = load_model
+    original_op = _SAVED["op_kernel"] = kernels_mod.op_kernel
+
+    def op_kernel(*args: Any, **kwargs: Any) -> Any:
+        # An operator is launched and the host goes on: only the timer's end event waits.
+        kernel = original_op(*args, **kwargs)
+        fn, seconds = kernel.fn, float(os.environ.get("NPUPERF_FAKE_NPU_OP_S", "0.02"))
+
+        def queued() -> Any:
+            mod.npu._launch(seconds)
+            return fn()
+
+        kernel.fn = queued
+        return kernel
+
+    kernels_mod.op_kernel = op_kernel
+
+
+def uninstall() -> None:
+    import torch
+
+    if not _SAVED:
+        return
+    if _SAVED["torch_npu"] is None:
+        sys.modules.pop("torch_npu", None)
+    else:
+        sys.modules["torch_npu"] = _SAVED["torch_npu"]
+    if _SAVED["torch_npu_attr"] is None:
+        if hasattr(torch, "npu"):
+            delattr(torch, "npu")
+    else:
+        torch.npu = _SAVED["torch_npu_attr"]
+    accel_mod.AcceleratorDevice = _SAVED["accel"]
+    roofline_mod.calibrate = _SAVED["calibrate"]
+    session_mod.load_model = _SAVED["load_model"]
+    kernels_mod.op_kernel = _SAVED["op_kernel"]
+    _SAVED.clear()
