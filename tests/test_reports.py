@@ -168,11 +168,88 @@ def test_xdist_two_workers_on_one_device_is_refused(npt):
     result.stdout.fnmatch_lines(["*2 parallel workers but only 1 cpu device(s)*meaningless*-n 1*"])
 
 
-def test_verbose_runs_show_progress(npt):
+def test_verbose_runs_show_progress_with_what_is_left_per_kind(npt):
     npt.fake()
     result = npt.run("-v")
-    result.stdout.fnmatch_lines(["npuperf ?1/8? fp16-bs1-zh_qa: 5 runs, NO_BASELINE; elapsed *, about * left",
-                                 "npuperf ?8/8? bf16-bs8-en_qa: 5 runs, NO_BASELINE; elapsed *, about 0s left"])
+    result.stdout.fnmatch_lines([
+        "npuperf ?1/8? fp16-bs1-zh_qa: 5 runs, NO_BASELINE; elapsed *, about * left (generation: 7 left, about *)",
+        "npuperf ?8/8? bf16-bs8-en_qa: 5 runs, NO_BASELINE; elapsed *, about 0s left",
+    ])
+
+
+def test_summary_lists_what_needs_attention_first_then_kinds_then_the_study_matrix(npt):
+    npt.fake()
+    npt.run(SAVE)
+    result = npt.run(seed=1, NPUPERF_FAKE_SLOWDOWN="bf16-bs8-en_qa=1.3", TASK_QUEUE_ENABLE="2")
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines([
+        "*npuperf summary*",
+        "npuperf: 8 tests on cpu (Fake Accelerator), model tiny, preset quick (the default on a CPU; "
+        "the full study: --npuperf-preset full): * need attention",
+        "REGRESSED bf16-bs8-en_qa (generation): test_perf.py::test_generate[bf16-bs8-en_qa]",
+        "    metric * median * spread * baseline * change * tol * p * verdict",
+        "    e2e_s * *ms * ±*% * *ms * +??.?% * 3% * 0.004 * REGRESSED",
+        "    stack changes since the baseline: env TASK_QUEUE_ENABLE unknown -> 2",
+        "verdicts: *OK*REGRESSED 1",
+        "generation: 8 tests: *REGRESSED 1",
+        "generation zh_qa: output tokens/s and e2e latency (change vs baseline)",
+        "  precision * bs1 * bs8",
+        "  fp16 * tok/s * (?*%) * (?*%)",
+        "       * e2e * *ms (?*%) * *ms (?*%)",
+        "generation en_qa: output tokens/s and e2e latency (change vs baseline)",
+        "  precision * bs1 * bs8",
+        "  fp16 * tok/s * (?*%) * (?*%)",
+        "       * e2e * *ms (?*%) * *ms (?*%)",
+        "  bf16 * tok/s * (?*%) * (-??.?%)",
+        "       * e2e * *ms (?*%) * *ms (+??.?%)",
+    ])
+    # Tests that need no attention have no metric rows in the default summary.
+    assert not any(line.lstrip().startswith("fp16-bs1-zh_qa") for line in result.outlines)
+
+
+@pytest.mark.parametrize("option", [("-v",), ("--npuperf-summary", "full")])
+def test_full_summary_has_every_metric_row(npt, option):
+    npt.fake()
+    result = npt.run(*option)
+    result.stdout.fnmatch_lines([
+        "npuperf: 8 tests on *: nothing needs attention",
+        "verdicts: NO_BASELINE 8",
+        "generation: 8 tests: NO_BASELINE 8",
+        "generation zh_qa: *",
+        "test * metric * median * spread * baseline * change * tol * p * verdict",
+        "fp16-bs1-zh_qa * e2e_s * *ms * ±*% * - * - * - * - * NO_BASELINE",
+    ])
+
+
+def test_bad_summary_mode_is_a_usage_error(npt):
+    npt.fake()
+    result = npt.run("--npuperf-summary", "long")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--npuperf-summary: 'long' is not one of attention, full"])
+
+
+def test_explicit_preset_wins_over_the_cpu_default(npt):
+    npt.fake()
+    result = npt.run("--npuperf-preset", "full")
+    result.stdout.fnmatch_lines(["npuperf: preset=full max_new_tokens=16 *",
+                                 "npuperf: 8 tests on cpu (Fake Accelerator), model tiny, preset full: *"])
+    assert "the default on a CPU" not in result.stdout.str()
+
+
+def test_preset_default_is_quick_on_a_cpu_and_full_on_an_accelerator():
+    from pytest_npuperf.settings import PRESETS, Settings, for_device, preset_note
+
+    unset = Settings()
+    assert for_device(unset, "cpu").preset == "quick"
+    assert for_device(unset, "cpu").max_new_tokens == PRESETS["quick"]["max_new_tokens"]
+    assert for_device(unset, "cpu").workloads == PRESETS["quick"]["workloads"]
+    assert for_device(unset, "npu").preset == "full" and for_device(unset, "cuda").max_new_tokens == 120
+    assert for_device(unset, None) == unset  # device unavailable: the tests skip
+    assert preset_note(for_device(unset, "cpu"), "cpu").endswith("the full study: --npuperf-preset full")
+    given = Settings(preset="full", preset_given=True)
+    assert for_device(given, "cpu") == given and preset_note(given, "cpu") == ""
+    tokens = Settings(max_new_tokens=16, max_new_tokens_given=True)
+    assert for_device(tokens, "cpu").max_new_tokens == 16
 
 
 def test_html_handles_steps_operators_and_serving_next_to_generation():
