@@ -93,10 +93,12 @@ def needs_attention(tests: Sequence[Test]) -> List[Tuple[str, Test]]:
 
 
 def verdict_counts(tests: Iterable[Test]) -> Dict[str, int]:
+    """Tests per verdict, the ones that need attention first."""
     counts: Dict[str, int] = {}
     for t in tests:
         counts[t["status"]] = counts.get(t["status"], 0) + 1
-    return dict(sorted(counts.items()))
+    rank = {w: i for i, w in enumerate(ATTENTION_ORDER + QUIET)}
+    return dict(sorted(counts.items(), key=lambda kv: (rank.get(kv[0], -1), kv[0])))
 
 
 def counts_text(counts: Mapping[str, int]) -> str:
