@@ -385,3 +385,22 @@ def test_html_handles_steps_operators_and_serving_next_to_generation():
     serving_only = results_document({"profile": "cpu-X", "model": "tiny"}, [
         outcome("t::test_serving[static-rate20]", "serving-static", [Sample(serving_ttft_p50_s=0.05)] * 5)])
     assert re.findall(r'<details id="kind-(\w+)"', render_html(serving_only)) == ["serving"]
+
+
+def test_an_accelerator_runs_the_full_preset_and_shows_progress_without_verbose(npt, monkeypatch):
+    import fakes
+
+    from pytest_npuperf import plugin
+
+    npt.fake()
+    monkeypatch.setattr(fakes.FakeDevice, "kind", "npu")
+    monkeypatch.setattr(plugin, "PROGRESS_EVERY_S", 0.0)  # a line per test instead of one a minute
+    result = npt.run()
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines([
+        "npuperf: preset=full max_new_tokens=16 *",
+        "npuperf ?1/8? fp16-bs1-zh_qa: 5 runs, NO_BASELINE; elapsed *, about * left (generation: 7 left, about *)",
+        "npuperf ?8/8? bf16-bs8-en_qa: 5 runs, NO_BASELINE; elapsed *, about 0s left",
+        "npuperf: 8 tests on npu (Fake Accelerator), model mistral-7b, preset full: nothing needs attention",
+    ])
+    assert "the default on a CPU" not in result.stdout.str()
