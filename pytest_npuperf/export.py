@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import statistics
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping
 
 from .compare import describe
 from .metrics import METRICS

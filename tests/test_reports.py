@@ -1,5 +1,6 @@
 """Outputs: Markdown summary, pytest-benchmark JSON, HTML report, baseline history, the CLI."""
 
+import html
 import json
 import os
 import re
@@ -229,7 +230,7 @@ def test_html_report_in_headless_chromium_fits_1400px_with_attention_above_the_f
     dom = subprocess.run([*flags, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
                           probed.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr
-    probe = json.loads(html_unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1)))
+    probe = json.loads(html.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1)))
     assert probe["width"] == 1400
     assert probe["overflow"] <= 0  # no horizontal scrolling
     assert probe["attentionBottom"] <= probe["fold"]  # the attention list is above the fold
@@ -247,12 +248,6 @@ def test_html_report_in_headless_chromium_fits_1400px_with_attention_above_the_f
     keep = os.environ.get("NPUPERF_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
-
-
-def html_unescape(text):
-    import html
-
-    return html.unescape(text)
 
 
 def test_xdist_one_worker_per_device_results_merged_on_the_controller(npt):
