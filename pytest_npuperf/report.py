@@ -126,7 +126,7 @@ def attention_details(test: Test) -> List[str]:
         lines.append(comparison["confirmation"])
     if comparison.get("profile"):
         lines.append(f"profile of one generation: {comparison['profile']}")
-    if comparison:
+    if comparison and comparison.get("status") != "NO_BASELINE":
         changes = comparison.get("stack_changes") or []
         lines.append("stack changes since the baseline: " + ("; ".join(changes) if changes else "none recorded"))
     return lines

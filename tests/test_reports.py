@@ -399,3 +399,24 @@ def test_an_accelerator_runs_the_full_preset_and_shows_progress_without_verbose(
         "npuperf: 8 tests on npu (Fake Accelerator), model mistral-7b, preset full: nothing needs attention",
     ])
     assert "the default on a CPU" not in result.stdout.str()
+
+
+def test_a_failed_test_without_baseline_is_listed_with_its_budget(npt):
+    npt.fake()
+    npt.pytester.makepyfile(test_perf=(
+        "import pytest\n\n"
+        "@pytest.mark.npu\n"
+        "@pytest.mark.npuperf(budget={'ttft_s': 0.001})\n"
+        "def test_generate(npuperf):\n"
+        "    npuperf.generate(precision='fp16', batch_size=1, workload='zh_qa')\n"))
+    result = npt.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "npuperf: 1 tests on *: 1 need attention",
+        "FAILED test_generate (generation): test_perf.py::test_generate",
+        "    metric * verdict",
+        "    e2e_s * NO_BASELINE",
+        "    budget ttft_s: median *ms breaks the budget of at most 1.00ms",
+        "verdicts: NO_BASELINE 1",
+    ])
+    assert "stack changes since the baseline" not in result.stdout.str().split("npuperf summary")[1]
