@@ -279,6 +279,9 @@ def _section(kind: str, tests: Sequence[Mapping[str, Any]]) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in verdict_counts(tests).items())
     listed = needs_attention(tests)
     render = _SECTIONS.get(kind)
+    if kind != "generation":  # the tests that need attention head their table
+        first = {id(t) for _, t in listed}
+        tests = sorted(tests, key=lambda t: id(t) not in first)
     body = render(tests) if render else _table(("test", "verdict"), [_row_start(t) + "</tr>" for t in tests])
     opened = " open" if listed or kind == "generation" else ""
     return (f'<details id="kind-{_esc(kind)}"{opened}><summary>{_esc(kind)}: {len(tests)} tests ({_esc(counts)})'
