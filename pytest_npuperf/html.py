@@ -303,6 +303,15 @@ def _svg_line(values: Sequence[float], width: int = 260, height: int = 70) -> st
             f'<polyline fill="none" stroke="#1565c0" stroke-width="2" points="{path}"/>{dots}</svg>')
 
 
+def _common_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> List[str]:
+    """Stack changes over the keys both recorded (an earlier baseline keeps only the main ones)."""
+    common = set(before) & set(after)
+    if "env" in before or "env" in after:  # an environment variable set or unset is a change
+        common.add("env")
+    return stack_changes({k: (before.get(k) or {}) if k == "env" else before[k] for k in common},
+                         {k: (after.get(k) or {}) if k == "env" else after[k] for k in common})
+
+
 def _history(tests: Sequence[Mapping[str, Any]], entries: Mapping[str, BaselineEntry]) -> str:
     """Per test with earlier baselines: its headline metric at each recorded stack, then now, with
     the stack change written at each step."""
@@ -324,7 +333,7 @@ def _history(tests: Sequence[Mapping[str, Any]], entries: Mapping[str, BaselineE
             continue
         steps = []
         for i, (stack, value, when) in enumerate(points):
-            change = "; ".join(stack_changes(points[i - 1][0], stack)) if i else "first recorded"
+            change = "; ".join(_common_changes(points[i - 1][0], stack)) if i else "first recorded"
             steps.append(f"{when}: {value * scale:.4g} — {change or 'no stack change'}")
         figures.append(f"<figure>{_svg_line([p[1] for p in points])}<figcaption>"
                        f"{_esc(short_id(t['test_id']))} {_esc(label)}<br>{'<br>'.join(_esc(s) for s in steps)}"

@@ -57,8 +57,8 @@ def test_benchmark_json_is_read_by_pytest_benchmark(npt, tmp_path_factory):
 def test_html_report_is_self_contained(npt):
     npt.fake()
     npt.run(SAVE, "--npuperf-reason", "first")
-    npt.run(SAVE, "--npuperf-reason", "second", seed=1)
-    result = npt.run("--npuperf-html", "report.html", seed=2)
+    npt.run(SAVE, "--npuperf-reason", "second", seed=1, TASK_QUEUE_ENABLE="2")
+    result = npt.run("--npuperf-html", "report.html", seed=2, TASK_QUEUE_ENABLE="1")
     result.stdout.fnmatch_lines(["*HTML report written to *report.html"])
     text = (npt.path / "report.html").read_text()
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
@@ -71,6 +71,9 @@ def test_html_report_is_self_contained(npt):
     assert text.count("data:image/png;base64,") == 2 + len(needs_attention(tests))
     # Two recorded baselines and this run: a history chart for every test, stack change at each step.
     assert text.count("<svg") == 8 and text.count("first recorded") == 8
+    assert re.search(r"fp16-bs1-zh_qa tokens/s<br>\d{4}-\d\d-\d\d: [0-9.]+ — first recorded<br>"
+                     r"\d{4}-\d\d-\d\d: [0-9.]+ — env TASK_QUEUE_ENABLE unknown -&gt; 2<br>"
+                     r"this run: [0-9.]+ — env TASK_QUEUE_ENABLE 2 -&gt; 1</figcaption>", text)
     assert "Fake Accelerator" in text and "fp16-bs8-en_qa" in text
 
 
