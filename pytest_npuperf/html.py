@@ -102,7 +102,7 @@ def _header(doc: Mapping[str, Any]) -> str:
     items = [("device", f"{run.get('device')} ({run.get('device_name')})"), ("profile", run.get("profile")),
              ("model", run.get("model")), ("preset", settings.get("preset")), ("started", run.get("started_at"))]
     items += [(k, stack.get(k)) for k in ("torch", "torch_npu", "cann_version", "driver_version", "firmware_version",
-                                          "transformers", "python", "torch_threads")]
+                                          "transformers", "python", "cpu_model", "torch_threads")]
     env = stack.get("env") or {}
     if env:
         items.append(("environment", ", ".join(f"{k}={v}" for k, v in env.items())))
