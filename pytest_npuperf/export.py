@@ -8,69 +8,73 @@ from __future__ import annotations
 
 import datetime as _dt
 import statistics
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping
 
-from .metrics import METRICS, format_value
-from .report import short_id
+from .compare import describe
+from .metrics import METRICS
+from .report import (
+    attention_details,
+    by_kind,
+    generation_matrix,
+    matrix_cell,
+    needs_attention,
+    related_slowdowns,
+    sample_median,
+    short_id,
+    test_kind,
+    verdict_counts,
+)
+from .stats import Verdict
 
-_MD_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes", "peak_rss_bytes")
-_ICON = {"REGRESSED": "❌", "MISMATCH": "⛔", "ERROR": "⛔", "INCONCLUSIVE": "⚠️", "DRIFT": "〰️",
+_ICON = {"REGRESSED": "❌", "MISMATCH": "⛔", "ERROR": "⛔", "FAILED": "⛔", "INCONCLUSIVE": "⚠️", "DRIFT": "〰️",
          "IMPROVED": "✅", "OK": "✔️", "NO_BASELINE": "➖", "UNCONFIRMED": "🔁"}
 
 
-def _median(test: Mapping[str, Any], metric: str) -> Optional[float]:
-    result = test.get("result") or {}
-    values = [s.get(metric) for s in result.get("samples", []) if s.get(metric) is not None]
-    return statistics.median(values) if values else None
-
-
-def _verdict(test: Mapping[str, Any], metric: str) -> Optional[Mapping[str, Any]]:
-    for v in (test.get("comparison") or {}).get("verdicts", []):
-        if v["metric"] == metric:
-            return v
-    return None
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{_ICON.get(k, '')} {k} {v}" for k, v in counts.items())
 
 
 def markdown_summary(doc: Mapping[str, Any]) -> str:
-    """A GitHub-flavoured Markdown table: one row per test, median and change per metric."""
+    """GitHub-flavoured Markdown in the terminal summary's order: what needs attention (with the
+    failure detail and stack changes), the verdict counts per kind of test, the study's tables."""
     run = doc.get("run", {})
     stack = run.get("stack", {})
     tests = doc.get("tests", [])
-    counts: Dict[str, int] = {}
-    for t in tests:
-        counts[t["status"]] = counts.get(t["status"], 0) + 1
+    preset = (run.get("settings") or {}).get("preset")
     lines = [
         "## pytest-npuperf",
         "",
         f"**{run.get('device', '?')}** `{run.get('device_name', '?')}` (profile `{run.get('profile', '?')}`), "
-        f"model `{run.get('model', '?')}`; torch {stack.get('torch')}, torch_npu {stack.get('torch_npu')}, "
+        f"model `{run.get('model', '?')}`" + (f", preset {preset}" if preset else "")
+        + f"; torch {stack.get('torch')}, torch_npu {stack.get('torch_npu')}, "
         f"CANN {stack.get('cann_version')}, driver {stack.get('driver_version')}, transformers {stack.get('transformers')}",
         "",
-        "Verdicts: " + ", ".join(f"{_ICON.get(k, '')} {k} {v}" for k, v in sorted(counts.items())),
-        "",
     ]
-    present = [m for m in _MD_METRICS if any(_median(t, m) is not None for t in tests)]
-    lines.append("| test | verdict | " + " | ".join(present) + " |")
-    lines.append("|---|---|" + "---|" * len(present))
-    for t in tests:
-        cells = []
-        for m in present:
-            value = _median(t, m)
-            v = _verdict(t, m)
-            change = f" ({v['change'] * 100:+.1f}%)" if v and v.get("change") is not None else ""
-            cells.append(format_value(METRICS[m], value) + change)
-        lines.append(f"| `{short_id(t['test_id'])}` | {_ICON.get(t['status'], '')} {t['status']} | " + " | ".join(cells) + " |")
-    failing = [t for t in tests if t["status"] in ("REGRESSED", "MISMATCH", "ERROR")]
-    if failing:
-        lines += ["", "### Failures", ""]
-        for t in failing:
-            comparison = t.get("comparison") or {}
-            detail = t.get("error") or "; ".join(comparison.get("mismatch", [])) or ", ".join(
-                f"{v['metric']} {v['change'] * 100:+.1f}%" + (f" (p={v['p_value']:.4f})" if v["p_value"] is not None else "")
-                for v in comparison.get("verdicts", []) if v["status"] == "REGRESSED")
-            lines.append(f"- `{short_id(t['test_id'])}`: {detail}")
-            if comparison.get("stack_changes"):
-                lines.append(f"  - stack changes: {'; '.join(comparison['stack_changes'])}")
+    listed = needs_attention(tests)
+    if listed:
+        lines += ["### Needs attention", ""]
+        related = related_slowdowns(tests)
+        for word, t in listed:
+            lines.append(f"- {_ICON.get(word, '')} **{word}** `{short_id(t['test_id'])}` ({test_kind(t)})")
+            detail = [describe(METRICS[v["metric"]], Verdict.from_dict(v))
+                      for v in (t.get("comparison") or {}).get("verdicts", []) if v["status"] not in ("OK", "NO_BASELINE")]
+            detail += attention_details(t)
+            if word == "REGRESSED" and test_kind(t) in ("generation", "serving") and related:
+                detail.append("steps and operators that got slower in this run: " + "; ".join(related))
+            lines += [f"  - {d}" for d in detail]
+        lines.append("")
+    else:
+        lines += ["Nothing needs attention.", ""]
+    lines += ["Verdicts: " + _counts(verdict_counts(tests)), "", "| kind | tests | verdicts |", "|---|---|---|"]
+    lines += [f"| {kind} | {len(group)} | {_counts(verdict_counts(group))} |" for kind, group in by_kind(tests).items()]
+    for name, by_precision in generation_matrix(tests).items():
+        batches = sorted({b for row in by_precision.values() for b in row})
+        lines += ["", f"### Generation, {name}: output tokens/s and e2e latency (change vs baseline)", "",
+                  "| precision | " + " | ".join(f"bs{b}" for b in batches) + " |", "|---|" + "---|" * len(batches)]
+        for precision, row in by_precision.items():
+            cells = [f"{matrix_cell(row.get(b), 'tokens_per_s')} tok/s<br>{matrix_cell(row.get(b), 'e2e_s')}"
+                     if row.get(b) else "-" for b in batches]
+            lines.append(f"| {precision} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -100,7 +104,7 @@ def benchmark_json(doc: Mapping[str, Any], metric: str = "e2e_s") -> Dict[str, A
         mean = statistics.mean(data)
         stddev = statistics.stdev(data) if len(data) > 1 else 0.0
         low, high = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-        extra = {f"{m}_median": _median(t, m) for m in METRICS if _median(t, m) is not None}
+        extra = {f"{m}_median": sample_median(t, m) for m in METRICS if sample_median(t, m) is not None}
         extra.update(verdict=t["status"], workload=result["workload"], profile=result["profile"])
         benchmarks.append({
             "group": result["workload"]["precision"],

@@ -1,8 +1,9 @@
-"""One self-contained, offline HTML report (no CDN, no script): charts are inline PNGs.
+"""One self-contained, offline HTML report (no CDN, no script): charts are inline PNG or SVG.
 
-Sections: the run header (device, model, stack), the verdict table, per-test samples now vs
-baseline, batch-size scaling per precision, a precision comparison, and each test's history
-across the stacks recorded in the baseline store.
+Top: the run header, the verdict counts and what needs attention (failure detail, the steps and
+operators that got slower, stack changes, a samples plot each). Then one collapsible section per
+kind of test with only the columns that apply to it, and the history of each test's headline
+metric across the baselines recorded in the store. Tables fit a 1400 px window.
 """
 
 from __future__ import annotations
@@ -12,22 +13,51 @@ import html
 import io
 import statistics
 from collections import defaultdict
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .baseline import BaselineEntry, BaselineError, BaselineStore
+from .compare import describe
+from .fingerprint import stack_changes
 from .metrics import METRICS, format_value
-from .report import short_id
+from .report import (
+    attention_details,
+    by_kind,
+    change_text,
+    generation_matrix,
+    needs_attention,
+    related_slowdowns,
+    sample_median,
+    sample_values,
+    short_id,
+    test_kind,
+    verdict_counts,
+    verdict_of,
+)
+from .stats import Verdict
 
-_COLORS = {"REGRESSED": "#c62828", "MISMATCH": "#6a1b9a", "ERROR": "#6a1b9a", "INCONCLUSIVE": "#ef6c00",
-           "DRIFT": "#f9a825", "IMPROVED": "#2e7d32", "OK": "#37474f", "NO_BASELINE": "#78909c",
-           "UNCONFIRMED": "#8d6e63"}
+_COLORS = {"REGRESSED": "#c62828", "MISMATCH": "#6a1b9a", "ERROR": "#6a1b9a", "FAILED": "#6a1b9a",
+           "INCONCLUSIVE": "#ef6c00", "DRIFT": "#f9a825", "IMPROVED": "#2e7d32", "OK": "#37474f",
+           "NO_BASELINE": "#78909c", "UNCONFIRMED": "#8d6e63"}
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222;max-width:1400px}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}
-th{background:#f3f3f3}td.l{text-align:left;font-family:monospace}.tag{color:#fff;border-radius:3px;padding:1px 5px}
-.grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure{margin:0}figcaption{font-size:0.75em;font-family:monospace}
-dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:0.9em}dt{font-weight:600}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1em 1.5em;color:#222;max-width:1360px}
+h1{font-size:1.4em;margin:0.2em 0}h2{font-size:1.15em;margin:1em 0 0.4em;border-bottom:1px solid #ccc}
+h3{font-size:1em;margin:0.8em 0 0.3em}
+table{border-collapse:collapse;font-size:0.82em;max-width:100%}
+td,th{border:1px solid #ddd;padding:2px 6px;text-align:right;vertical-align:top}
+th{background:#f3f3f3}td.l{text-align:left;font-family:monospace;overflow-wrap:anywhere}
+.tag{color:#fff;border-radius:3px;padding:1px 5px;font-size:0.85em;font-weight:600}
+.counts .tag{margin-right:6px}small{color:#555}
+.grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure{margin:0}
+figcaption{font-size:0.72em;font-family:monospace;max-width:420px;overflow-wrap:anywhere}
+img,svg{max-width:100%;height:auto}
+dl{display:grid;grid-template-columns:max-content auto max-content auto max-content auto;gap:1px 10px;
+   font-size:0.8em;margin:0.3em 0}dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
+ol.attention{padding-left:1.2em;margin:0.3em 0}ol.attention li{margin-bottom:0.8em}
+ol.attention .grid{align-items:flex-start;flex-wrap:nowrap}
+ol.attention pre{flex:1 1 auto;white-space:pre-wrap;overflow-wrap:anywhere;font-size:0.8em;margin:0.2em 0;
+   background:#fafafa;padding:0.3em}
+details{margin:0.4em 0;border:1px solid #e0e0e0;border-radius:4px;padding:0.2em 0.6em}
+summary{font-weight:600;cursor:pointer;padding:0.2em 0}
 """
 
 
@@ -35,33 +65,24 @@ def _png(fig: Any) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=72, bbox_inches="tight")
     plt.close(fig)
     return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def _values(test: Mapping[str, Any], metric: str) -> List[float]:
-    result = test.get("result") or {}
-    return [s[metric] for s in result.get("samples", []) if s.get(metric) is not None]
+def _tag(status: str) -> str:
+    return f'<span class="tag" style="background:{_COLORS.get(status, "#000")}">{html.escape(status)}</span>'
 
 
-PRIMARY = (("e2e_s", "e2e ms", 1e3), ("time_s", "time ms", 1e3), ("serving_ttft_p50_s", "TTFT p50 ms", 1e3))
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
 
 
-def _primary(test: Mapping[str, Any]) -> Any:
-    """The metric a test is judged by first: e2e (generation), time (steps, ops), TTFT (serving)."""
-    for name, label, scale in PRIMARY:
-        if _values(test, name):
-            return name, label, scale
-    return None
-
-
-def _is_generation(test: Mapping[str, Any]) -> bool:
-    return bool(_values(test, "tokens_per_s")) and bool(_values(test, "e2e_s"))
-
-
-def _workload_name(test: Mapping[str, Any]) -> str:
-    return test["result"]["workload"]["prompt_ids"][0]
+# The metric each kind of test is judged by first, with its chart label and scale.
+HEADLINE = {"generation": ("tokens_per_s", "tokens/s", 1.0), "steps": ("time_s", "time ms", 1e3),
+            "operators": ("time_s", "time ms", 1e3), "serving": ("serving_ttft_p50_s", "TTFT p50 ms", 1e3)}
+_SAMPLE_METRIC = {"generation": ("e2e_s", "e2e ms", 1e3)}
+MAX_SAMPLE_PLOTS = 40
 
 
 def _entries(doc: Mapping[str, Any], store: Optional[BaselineStore]) -> Dict[str, BaselineEntry]:
@@ -77,81 +98,169 @@ def _entries(doc: Mapping[str, Any], store: Optional[BaselineStore]) -> Dict[str
 def _header(doc: Mapping[str, Any]) -> str:
     run = doc.get("run", {})
     stack = run.get("stack", {})
+    settings = run.get("settings") or {}
     items = [("device", f"{run.get('device')} ({run.get('device_name')})"), ("profile", run.get("profile")),
-             ("model", run.get("model")), ("started", run.get("started_at"))]
+             ("model", run.get("model")), ("preset", settings.get("preset")), ("started", run.get("started_at"))]
     items += [(k, stack.get(k)) for k in ("torch", "torch_npu", "cann_version", "driver_version", "firmware_version",
                                           "transformers", "python", "cpu_model", "torch_threads")]
     env = stack.get("env") or {}
     if env:
         items.append(("environment", ", ".join(f"{k}={v}" for k, v in env.items())))
-    rows = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v if v is not None else 'unknown'))}</dd>"
-                   for k, v in items)
+    rows = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v if v is not None else 'unknown')}</dd>" for k, v in items)
     return f"<dl>{rows}</dl>"
 
 
-def _table(tests: Sequence[Mapping[str, Any]]) -> str:
-    metrics = [m for m in ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes", "peak_rss_bytes",
-                           "fidelity_kl", "time_s", "achieved_gb_s", "serving_ttft_p50_s", "serving_tokens_per_s",
-                           "goodput_rps") if any(_values(t, m) for t in tests)]
-    head = "<tr><th>test</th><th>verdict</th>" + "".join(f"<th>{m}</th><th>Δ</th>" for m in metrics) + "</tr>"
-    rows = []
-    for t in tests:
-        verdicts = {v["metric"]: v for v in (t.get("comparison") or {}).get("verdicts", [])}
-        cells = []
-        for m in metrics:
-            vals = _values(t, m)
-            v = verdicts.get(m)
-            cells.append(f"<td>{format_value(METRICS[m], statistics.median(vals)) if vals else '-'}</td>")
-            style = f' style="color:{_COLORS.get(v["status"], "#000")}"' if v and v["status"] != "OK" else ""
-            cells.append(f"<td{style}>{v['change'] * 100:+.1f}%</td>" if v and v.get("change") is not None else "<td>-</td>")
-        status = t["status"]
-        tag = f'<span class="tag" style="background:{_COLORS.get(status, "#000")}">{status}</span>'
-        rows.append(f'<tr><td class="l">{html.escape(short_id(t["test_id"]))}</td><td>{tag}</td>{"".join(cells)}</tr>')
-    return f"<table>{head}{''.join(rows)}</table>"
+# -- top: counts and attention ---------------------------------------------------------------------
 
-
-def _sample_plots(tests: Sequence[Mapping[str, Any]], entries: Mapping[str, BaselineEntry]) -> str:
+def _sample_plot(test: Mapping[str, Any], entries: Mapping[str, BaselineEntry], word: str) -> str:
     import matplotlib.pyplot as plt
 
-    figures = []
+    kind = test_kind(test)
+    metric, label, scale = _SAMPLE_METRIC.get(kind) or HEADLINE.get(kind, HEADLINE["steps"])
+    now = sample_values(test, metric)
+    if not now:
+        return ""
+    base = entries[test["test_id"]].values(metric) if test["test_id"] in entries else []
+    fig, ax = plt.subplots(figsize=(2.6, 1.5))
+    if base:
+        ax.scatter([0] * len(base), [x * scale for x in base], s=12, color="#90a4ae")
+    ax.scatter([1] * len(now), [x * scale for x in now], s=12, color=_COLORS.get(word, "#37474f"))
+    ax.set_xticks([0, 1], ["baseline", "now"])
+    ax.set_xlim(-0.6, 1.6)
+    ax.set_ylabel(label, fontsize=7)
+    ax.tick_params(labelsize=7)
+    return _png(fig)
+
+
+def _attention(tests: Sequence[Mapping[str, Any]], entries: Mapping[str, BaselineEntry]) -> str:
+    listed = needs_attention(tests)
+    counts = "".join(f"{_tag(k)}{v} " for k, v in verdict_counts(tests).items())
+    out = [f'<p class="counts">{counts}</p>']
+    if not listed:
+        return "".join(out) + "<p>Nothing needs attention.</p>"
+    related = related_slowdowns(tests)
+    items = []
+    for i, (word, t) in enumerate(listed):
+        lines = [describe(METRICS[v["metric"]], Verdict.from_dict(v))
+                 for v in (t.get("comparison") or {}).get("verdicts", []) if v["status"] not in ("OK", "NO_BASELINE")]
+        lines += attention_details(t)
+        if word == "REGRESSED" and test_kind(t) in ("generation", "serving") and related:
+            lines.append("steps and operators that got slower in this run: " + "; ".join(related))
+        plot = _sample_plot(t, entries, word) if i < MAX_SAMPLE_PLOTS else ""
+        items.append(
+            f'<li>{_tag(word)} <code>{_esc(short_id(t["test_id"]))}</code> <small>{_esc(test_kind(t))}: '
+            f'{_esc(t["test_id"])}</small><div class="grid"><pre>{_esc(chr(10).join(lines))}</pre>{plot}</div></li>'
+        )
+    more = (f"<p><small>Sample plots of the first {MAX_SAMPLE_PLOTS} only.</small></p>"
+            if len(listed) > MAX_SAMPLE_PLOTS else "")
+    return "".join(out) + f'<ol class="attention" id="attention">{"".join(items)}</ol>{more}'
+
+
+# -- one section per kind --------------------------------------------------------------------------
+
+def _value(test: Mapping[str, Any], metric: str) -> str:
+    return format_value(METRICS[metric], sample_median(test, metric))
+
+
+def _change_cell(test: Mapping[str, Any], metric: str) -> str:
+    v = verdict_of(test, metric)
+    if not v or v.get("change") is None:
+        return "<td>-</td>"
+    style = f' style="color:{_COLORS.get(v["status"], "#000")}"' if v["status"] != "OK" else ""
+    return f"<td{style}>{change_text(v['change'])}</td>"
+
+
+def _table(head: Sequence[str], rows: Sequence[str]) -> str:
+    return "<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
+
+
+def _row_start(test: Mapping[str, Any]) -> str:
+    return f'<tr><td class="l">{_esc(short_id(test["test_id"]))}</td><td>{_tag(test["status"])}</td>'
+
+
+def _kernel_table(tests: Sequence[Mapping[str, Any]]) -> str:
+    """Steps and operators: time, what it achieved, and the fraction of the calibrated roofline."""
+    rows = []
     for t in tests:
-        primary = _primary(t)
-        if primary is None:
-            continue
-        metric, label, scale = primary
-        now = _values(t, metric)
-        base = entries[t["test_id"]].values(metric) if t["test_id"] in entries else []
-        fig, ax = plt.subplots(figsize=(2.6, 1.5))
-        if base:
-            ax.scatter([0] * len(base), [x * scale for x in base], s=12, color="#90a4ae", label="baseline")
-        ax.scatter([1] * len(now), [x * scale for x in now], s=12, color=_COLORS.get(t["status"], "#37474f"), label="now")
-        ax.set_xticks([0, 1], ["baseline", "now"])
-        ax.set_xlim(-0.6, 1.6)
-        ax.set_ylabel(label, fontsize=7)
-        ax.tick_params(labelsize=7)
-        figures.append(f"<figure>{_png(fig)}<figcaption>{html.escape(short_id(t['test_id']))} {t['status']}"
-                       "</figcaption></figure>")
-    return f'<div class="grid">{"".join(figures)}</div>'
+        extra = (t.get("result") or {}).get("extra", {})
+        flops = extra.get("fraction_of_calibrated_tflops")
+        bandwidth = extra.get("fraction_of_calibrated_bandwidth")
+        bound = "compute" if (flops or 0) >= (bandwidth or 0) else "memory"
+        roofline = f"{max(flops or 0, bandwidth or 0):.0%} {bound}" if (flops or bandwidth) else "-"
+        rows.append(_row_start(t) + f"<td>{_value(t, 'time_s')}</td>{_change_cell(t, 'time_s')}"
+                    f"<td>{_value(t, 'achieved_tflops')}</td><td>{_value(t, 'achieved_gb_s')}</td><td>{roofline}</td></tr>")
+    return _table(("test", "verdict", "time", "Δ", "TFLOP/s", "GB/s", "of calibrated roofline"), rows)
 
 
-_NO_GENERATION = "<p>No generation tests in this run (this chart compares generation tests only).</p>"
+def _run_percentile(test: Mapping[str, Any], key: str) -> str:
+    runs = ((test.get("result") or {}).get("extra") or {}).get("serving_runs") or []
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return format_value(METRICS["serving_ttft_p50_s"], statistics.median(values)) if values else "-"
+
+
+def _serving_table(tests: Sequence[Mapping[str, Any]]) -> str:
+    rows = []
+    for t in tests:
+        rows.append(_row_start(t)
+                    + f"<td>{_value(t, 'serving_ttft_p50_s')}</td>{_change_cell(t, 'serving_ttft_p50_s')}"
+                    + f"<td>{_run_percentile(t, 'ttft_s_p90')}</td><td>{_run_percentile(t, 'ttft_s_p99')}</td>"
+                    + f"<td>{_value(t, 'serving_tpot_p50_s')}</td>{_change_cell(t, 'serving_tpot_p50_s')}"
+                    + f"<td>{_run_percentile(t, 'tpot_s_p90')}</td>"
+                    + f"<td>{_value(t, 'serving_tokens_per_s')}</td>{_change_cell(t, 'serving_tokens_per_s')}"
+                    + f"<td>{_value(t, 'goodput_rps')}</td>{_change_cell(t, 'goodput_rps')}</tr>")
+    head = ("test", "verdict", "TTFT p50", "Δ", "TTFT p90", "TTFT p99", "TPOT p50", "Δ", "TPOT p90",
+            "tokens/s", "Δ", "goodput req/s", "Δ")
+    return _table(head, rows)
+
+
+def _study_cell(test: Optional[Mapping[str, Any]], cell: Optional[Mapping[str, Any]]) -> str:
+    if not cell or test is None:
+        return "<td>-</td>"
+    parts = []
+    for metric in ("tokens_per_s", "e2e_s"):
+        v = verdict_of(test, metric)
+        base = f" <small>base {format_value(METRICS[metric], v['baseline_median'])}</small>" if v and v.get(
+            "baseline_median") is not None else ""
+        change = cell.get(f"{metric}_change")
+        colour = _COLORS.get(v["status"], "#000") if v and v["status"] != "OK" else "#222"
+        unit = " tok/s" if metric == "tokens_per_s" else ""
+        parts.append(f"{format_value(METRICS[metric], cell[metric])}{unit}{base}"
+                     + (f' <span style="color:{colour}">{change_text(change)}</span>' if change is not None else ""))
+    return f"<td>{parts[0]}<br>{parts[1]}</td>"
+
+
+def _generation(tests: Sequence[Mapping[str, Any]]) -> str:
+    """The study's tables: per workload, precision x batch size, tokens/s and e2e with baseline and change."""
+    index: Dict[Tuple[str, str, int], Mapping[str, Any]] = {}
+    for t in tests:
+        if t.get("result"):
+            w = t["result"]["workload"]
+            index[((w.get("prompt_ids") or ["?"])[0], w["precision"], int(w["batch_size"]))] = t
+    out = []
+    for name, by_precision in generation_matrix(tests).items():
+        batches = sorted({b for row in by_precision.values() for b in row})
+        rows = [f'<tr><td class="l">{_esc(p)}</td>' + "".join(_study_cell(index.get((name, p, b)), row.get(b)) for b in batches)
+                + "</tr>" for p, row in by_precision.items()]
+        out.append(f"<h3>{_esc(name)}</h3>" + _table(["precision"] + [f"bs{b}" for b in batches], rows))
+    return "".join(out) + _scaling(tests)
 
 
 def _scaling(tests: Sequence[Mapping[str, Any]]) -> str:
+    """Tokens/s and e2e against batch size, one line per workload, one chart per precision."""
     import matplotlib.pyplot as plt
 
-    by_precision: Dict[str, Dict[str, Dict[int, Mapping[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
-    for t in tests:
-        if _is_generation(t):
-            w = t["result"]["workload"]
-            by_precision[w["precision"]][_workload_name(t)][w["batch_size"]] = t
+    matrix = generation_matrix(tests)
+    by_precision: Dict[str, Dict[str, Dict[int, Mapping[str, Any]]]] = defaultdict(dict)
+    for name, rows in matrix.items():
+        for precision, row in rows.items():
+            by_precision[precision][name] = row
     out = []
     for precision, workloads in by_precision.items():
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
-        for name, by_batch in sorted(workloads.items()):
-            batches = sorted(by_batch)
-            ax1.plot(batches, [statistics.median(_values(by_batch[b], "tokens_per_s")) for b in batches], marker="o", label=name)
-            ax2.plot(batches, [statistics.median(_values(by_batch[b], "e2e_s")) * 1e3 for b in batches], marker="o", label=name)
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 2.6))
+        for name, row in sorted(workloads.items()):
+            batches = sorted(row)
+            ax1.plot(batches, [row[b]["tokens_per_s"] for b in batches], marker="o", label=name)
+            ax2.plot(batches, [row[b]["e2e_s"] * 1e3 for b in batches], marker="o", label=name)
         for ax, label in ((ax1, "output tokens/s"), (ax2, "e2e latency ms")):
             ax.set_xlabel("batch size")
             ax.set_ylabel(label)
@@ -160,60 +269,77 @@ def _scaling(tests: Sequence[Mapping[str, Any]]) -> str:
         ax1.legend(fontsize=7)
         fig.suptitle(f"batch-size scaling, {precision}")
         out.append(_png(fig))
-    return "".join(out) or _NO_GENERATION
+    return f'<div class="grid">{"".join(out)}</div>'
 
 
-def _precisions(tests: Sequence[Mapping[str, Any]]) -> str:
-    import matplotlib.pyplot as plt
+_SECTIONS = {"generation": _generation, "steps": _kernel_table, "operators": _kernel_table, "serving": _serving_table}
 
-    table: Dict[int, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
-    for t in tests:
-        if _is_generation(t):
-            w = t["result"]["workload"]
-            table[w["batch_size"]][w["precision"]].append(statistics.median(_values(t, "tokens_per_s")))
-    if not table:
-        return _NO_GENERATION
-    precisions = sorted({p for row in table.values() for p in row})
-    batches = sorted(table)
-    fig, ax = plt.subplots(figsize=(9, 3))
-    width = 0.8 / max(len(precisions), 1)
-    for i, p in enumerate(precisions):
-        ax.bar([b + (i - (len(precisions) - 1) / 2) * width for b in range(len(batches))],
-               [statistics.mean(table[b][p]) if table[b][p] else 0 for b in batches], width, label=p)
-    ax.set_xticks(range(len(batches)), [f"bs{b}" for b in batches])
-    ax.set_ylabel("output tokens/s (mean over workloads)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+
+def _section(kind: str, tests: Sequence[Mapping[str, Any]]) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in verdict_counts(tests).items())
+    listed = needs_attention(tests)
+    render = _SECTIONS.get(kind)
+    if kind != "generation":  # the tests that need attention head their table
+        first = {id(t) for _, t in listed}
+        tests = sorted(tests, key=lambda t: id(t) not in first)
+    body = render(tests) if render else _table(("test", "verdict"), [_row_start(t) + "</tr>" for t in tests])
+    opened = " open" if listed or kind == "generation" else ""
+    return (f'<details id="kind-{_esc(kind)}"{opened}><summary>{_esc(kind)}: {len(tests)} tests ({_esc(counts)})'
+            f"</summary>{body}</details>")
+
+
+# -- history ---------------------------------------------------------------------------------------
+
+def _svg_line(values: Sequence[float], width: int = 260, height: int = 70) -> str:
+    """A small line chart from 0 to the highest value (a history read at a glance must not
+    exaggerate a 2% move), no script."""
+    top = max(values) * 1.1 or 1.0
+    step = (width - 20) / max(len(values) - 1, 1)
+    points = [(10 + i * step, height - 8 - (v / top) * (height - 16)) for i, v in enumerate(values)]
+    path = " ".join(f"{x:.0f},{y:.0f}" for x, y in points)
+    dots = "".join(f'<circle cx="{x:.0f}" cy="{y:.0f}" r="3" fill="#1565c0"/>' for x, y in points)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+            f'<line x1="10" y1="{height - 8}" x2="{width - 10}" y2="{height - 8}" stroke="#bbb"/>'
+            f'<polyline fill="none" stroke="#1565c0" stroke-width="2" points="{path}"/>{dots}</svg>')
+
+
+def _common_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> List[str]:
+    """Stack changes over the keys both recorded (an earlier baseline keeps only the main ones)."""
+    common = set(before) & set(after)
+    if "env" in before or "env" in after:  # an environment variable set or unset is a change
+        common.add("env")
+    return stack_changes({k: (before.get(k) or {}) if k == "env" else before[k] for k in common},
+                         {k: (after.get(k) or {}) if k == "env" else after[k] for k in common})
 
 
 def _history(tests: Sequence[Mapping[str, Any]], entries: Mapping[str, BaselineEntry]) -> str:
-    import matplotlib.pyplot as plt
-
+    """Per test with earlier baselines: its headline metric at each recorded stack, then now, with
+    the stack change written at each step."""
     figures = []
     for t in tests:
         entry = entries.get(t["test_id"])
-        if entry is None or not _is_generation(t):
+        kind = test_kind(t)
+        if entry is None or not entry.history or kind not in HEADLINE:
             continue
-        points = [(h.get("stack", {}), h.get("medians", {}).get("tokens_per_s"), h.get("recorded_at", "")) for h in entry.history]
-        tps = entry.values("tokens_per_s")
-        points.append((entry.stack, statistics.median(tps) if tps else None, entry.recorded_at))
-        now = _values(t, "tokens_per_s")
-        points.append((((t.get("result") or {}).get("stack")) or {}, statistics.median(now) if now else None, "this run"))
+        metric, label, scale = HEADLINE[kind]
+        current = entry.values(metric)
+        points: List[Tuple[Mapping[str, Any], Optional[float], str]] = [
+            (h.get("stack") or {}, (h.get("medians") or {}).get(metric), str(h.get("recorded_at", ""))[:10])
+            for h in entry.history]
+        points.append((entry.stack, statistics.median(current) if current else None, entry.recorded_at[:10]))
+        points.append(((t.get("result") or {}).get("stack") or {}, sample_median(t, metric), "this run"))
         points = [p for p in points if p[1] is not None]
-        if len(points) < 3:  # only the baseline and this run: the sample plot says it already
+        if len(points) < 3:
             continue
-        labels = [f"{s.get('cann_version') or s.get('torch_npu') or s.get('torch') or '?'}\n{str(when)[:10]}" for s, _, when in points]
-        fig, ax = plt.subplots(figsize=(4.5, 2))
-        ax.plot(range(len(points)), [p[1] for p in points], marker="o")
-        ax.set_ylim(bottom=0)  # a history read at a glance must not exaggerate a 2% move
-        ax.set_xticks(range(len(points)), labels, fontsize=6)
-        ax.set_ylabel("tokens/s", fontsize=7)
-        ax.tick_params(axis="y", labelsize=7)
-        ax.grid(alpha=0.3)
-        figures.append(f"<figure>{_png(fig)}<figcaption>{html.escape(short_id(t['test_id']))}</figcaption></figure>")
+        steps = []
+        for i, (stack, value, when) in enumerate(points):
+            change = "; ".join(_common_changes(points[i - 1][0], stack)) if i else "first recorded"
+            steps.append(f"{when}: {value * scale:.4g} — {change or 'no stack change'}")
+        figures.append(f"<figure>{_svg_line([p[1] for p in points])}<figcaption>"
+                       f"{_esc(short_id(t['test_id']))} {_esc(label)}<br>{'<br>'.join(_esc(s) for s in steps)}"
+                       "</figcaption></figure>")
     if not figures:
-        return "<p>No test has more than one recorded baseline yet.</p>"
+        return "<p>No test has an earlier recorded baseline yet.</p>"
     return f'<div class="grid">{"".join(figures)}</div>'
 
 
@@ -222,19 +348,20 @@ def render_html(doc: Mapping[str, Any], store: Optional[BaselineStore] = None) -
     import matplotlib
 
     matplotlib.use("Agg")
-    tests = [t for t in doc.get("tests", [])]
-    measured = [t for t in tests if t.get("result")]
+    tests = list(doc.get("tests", []))
     entries = _entries(doc, store)
+    sections = "".join(_section(kind, group) for kind, group in by_kind(tests).items())
+    charts = _history(tests, entries)
+    history = (f'<details id="history"{" open" if "<figure>" in charts else ""}><summary>the headline metric: '
+               f"tokens/s of generation, time of steps and operators, TTFT p50 of serving</summary>{charts}</details>")
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>pytest-npuperf report</title>",
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width'><title>pytest-npuperf report</title>",
         f"<style>{_CSS}</style></head><body><h1>pytest-npuperf report</h1>",
         _header(doc),
-        "<h2>Verdicts</h2>", _table(tests),
-        "<h2>Samples now vs baseline (e2e latency; time of steps and operators; TTFT under load)</h2>",
-        _sample_plots(measured, entries),
-        "<h2>Batch-size scaling</h2>", _scaling(measured),
-        "<h2>Precisions</h2>", _precisions(measured),
-        "<h2>History across recorded stacks (tokens/s)</h2>", _history(measured, entries),
+        "<h2>Needs attention</h2>", _attention(tests, entries),
+        "<h2>Results by kind of test</h2>", sections,
+        "<h2>History across recorded stacks</h2>", history,
         "</body></html>",
     ]
     return "\n".join(parts)

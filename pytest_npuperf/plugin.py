@@ -19,7 +19,17 @@ import pytest
 from .confirm import child_device_index
 from .device import DeviceShared, DeviceUnavailable, prepare_torch_import
 from .fixture import NpuPerf, NpuPerfWarning
-from .settings import DEVICES, PRESETS, Settings, SettingsError, build_settings, marker_overrides
+from .settings import (
+    DEVICES,
+    PRESETS,
+    SUMMARY_MODES,
+    Settings,
+    SettingsError,
+    build_settings,
+    for_device,
+    marker_overrides,
+    preset_note,
+)
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 PLUGIN_KEY = pytest.StashKey["NpuPerfPlugin"]()
@@ -31,7 +41,9 @@ _OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
      "model: tiny | mistral-7b | PATH of a local Hugging Face checkpoint. Default: tiny on cpu, mistral-7b on an accelerator.",
      "string"),
     ("baseline_dir", "npuperf_baseline_dir", "folder of stored baselines. Default: <rootdir>/baselines.", "string"),
-    ("preset", "npuperf_preset", f"suite size: {'|'.join(PRESETS)} (quick: 2 workloads, 32 new tokens). Default full.", "string"),
+    ("preset", "npuperf_preset",
+     f"suite size: {'|'.join(PRESETS)} (quick: 2 workloads, 32 new tokens). Default: quick on a CPU, full on an accelerator.",
+     "string"),
     ("max_new_tokens", "npuperf_max_new_tokens", "fixed output length per request (overrides the preset).", "string"),
     ("warmup", "npuperf_warmup", "untimed warm-up generations at the measured shapes. Default 1.", "string"),
     ("runs", "npuperf_runs", "timed generations per test (>= 5 lets the statistical gate fire). Default 5.", "string"),
@@ -49,6 +61,9 @@ _OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
     ("profile_dir", "npuperf_profile_dir",
      "profile one generation of every regressed test (torch_npu.profiler on NPU, torch.profiler elsewhere) into DIR.",
      "string"),
+    ("summary", "npuperf_summary",
+     f"terminal summary: {'|'.join(SUMMARY_MODES)} (attention: what needs attention, counts per kind of test and "
+     "the generation matrix; full: also every test's metric rows, as -v does). Default attention.", "string"),
     ("export_benchmark_json", "npuperf_export_benchmark_json",
      "also write the results in pytest-benchmark's JSON format (e2e latency as the timed value) to PATH.", "string"),
 )
@@ -102,7 +117,12 @@ def _raw_settings(config: pytest.Config) -> Dict[str, Tuple[Any, str]]:
 
 
 def get_settings(config: pytest.Config) -> Settings:
-    """The run's validated settings (for conftest files that shape the suite)."""
+    """The run's validated settings (for conftest files that shape the suite), the preset resolved
+    for the device (quick on a CPU unless one was given)."""
+    plugin = config.stash.get(PLUGIN_KEY, None)
+    if plugin is not None:
+        plugin.resolve_preset()
+        config.stash[SETTINGS_KEY] = plugin.perf.settings
     return config.stash[SETTINGS_KEY]
 
 
@@ -131,18 +151,18 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = replace(settings, worker_index=index, worker_count=1)
     config.stash[SETTINGS_KEY] = settings
     prepare_torch_import()
-    plugin = NpuPerfPlugin(settings, _confirm_command(config, settings))
+    plugin = NpuPerfPlugin(settings, _confirm_prefix(config))
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "npuperf-run")
 
 
-def _confirm_command(config: pytest.Config, settings: Settings) -> List[str]:
-    """The child pytest command that re-runs one test with this run's settings."""
+def _confirm_prefix(config: pytest.Config) -> List[str]:
+    """The child pytest command that re-runs one test, before this run's settings."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-W", "ignore::UserWarning",
            f"--rootdir={config.rootpath}"]
     if config.inipath is not None:
         cmd.append(f"-c={config.inipath}")
-    return cmd + settings.as_args()
+    return cmd
 
 
 def _duration(seconds: float) -> str:
@@ -154,34 +174,73 @@ def _uses_npuperf(item: pytest.Item) -> bool:
     return "npuperf" in getattr(item, "fixturenames", ())
 
 
+PROGRESS_EVERY_S = 60.0
+
+
+def _file_of(item_or_report: Any) -> str:
+    """'perf_tests/test_serving.py' of a node id: the progress estimate groups tests by file."""
+    return item_or_report.nodeid.split("::", 1)[0]
+
+
 class NpuPerfPlugin:
     """Run-level hooks, registered only once the settings are valid."""
 
-    def __init__(self, settings: Settings, confirm_command: List[str]) -> None:
+    def __init__(self, settings: Settings, confirm_prefix: List[str]) -> None:
         from .session import PerfSession
 
         self.perf = PerfSession(settings)
-        self.confirm_command = confirm_command
+        self.confirm_prefix = confirm_prefix
+        self.preset_resolved = settings.preset_given
         self.messages: List[str] = []
         self.not_recorded: Set[str] = set()  # tests that did not pass in every recording process
         self.active = False
         self.total = 0
         self.done = 0
-        self.started = 0.0
+        self.started = self.last_progress = self.last_done = 0.0
+        self.pending: List[str] = []  # the test file of each perf test not yet reported
+        self.durations: Dict[str, List[float]] = {}  # per test file: seconds of each finished test
+        self.kinds: Dict[str, str] = {}  # test file -> kind of test, once one has finished
         self.reporter: Any = None
+        self.progress_every_s = 0.0  # 0: a line per test (-v); on an accelerator, every minute otherwise
+
+    @property
+    def confirm_command(self) -> List[str]:
+        """The child pytest command that re-runs one test with this run's (resolved) settings."""
+        return self.confirm_prefix + self.perf.settings.as_args()
+
+    def _device_kind(self) -> Any:
+        try:
+            return self.perf.device().kind
+        except (DeviceUnavailable, DeviceShared):
+            return None
+
+    def resolve_preset(self) -> None:
+        """Quick preset on a CPU unless one was given; resolving asks for the device once."""
+        if not self.preset_resolved:
+            self.preset_resolved = True
+            self.perf.settings = for_device(self.perf.settings, self._device_kind())
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if not any(_uses_npuperf(item) for item in session.items):
+        items = [item for item in session.items if _uses_npuperf(item)]
+        if not items:
             return
         self.active = True
-        self.total = sum(1 for item in session.items if _uses_npuperf(item))
-        self.started = time.monotonic()
+        self.total = len(items)
+        self.pending = [_file_of(item) for item in items]
+        self.started = self.last_progress = time.monotonic()
+        self.resolve_preset()
+        session.config.stash[SETTINGS_KEY] = self.perf.settings
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             for line in self.perf.header_lines():
                 reporter.write_line(line)
+            note = preset_note(self.perf.settings, self._device_kind())
+            if note:
+                reporter.write_line(note)
             if session.config.get_verbosity() >= 1:
                 self.reporter = reporter
+            elif self._device_kind() not in (None, "cpu"):  # long runs: say how far, without -v
+                self.reporter, self.progress_every_s = reporter, PROGRESS_EVERY_S
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Generator[None, Any, Any]:
@@ -228,19 +287,41 @@ class NpuPerfPlugin:
             return
         if report.when == "call" or (report.when != "call" and report.failed):
             outcome.passed = report.passed if outcome.passed is not False else False
-        if report.when == "call" and self.reporter is not None:
-            self.done += 1
-            self.reporter.write_line(self._progress(outcome))
+        if report.when == "call" and self.pending:
+            self._finished(report, outcome)
 
-    def _progress(self, outcome: Any) -> str:
-        """'npuperf [12/80] fp16-bs8-zh_qa: 5 runs; elapsed 1m02s, about 5m10s left'."""
+    def _finished(self, report: pytest.TestReport, outcome: Any) -> None:
+        from .report import test_kind
+
+        now = time.monotonic()
+        key = _file_of(report)
+        if key in self.pending:
+            self.pending.remove(key)
+        self.durations.setdefault(key, []).append(now - (self.last_done or self.started))
+        self.kinds.setdefault(key, test_kind(outcome.to_dict()))
+        self.last_done = now
+        self.done += 1
+        due = now - self.last_progress >= self.progress_every_s or not self.pending
+        if self.reporter is not None and due:
+            self.last_progress = now
+            self.reporter.write_line(self._progress(outcome, now))
+
+    def _progress(self, outcome: Any, now: float) -> str:
+        """'npuperf [12/80] fp16-bs8-zh_qa: 5 runs, OK; elapsed 1m02s, about 5m10s left
+        (generation: 40 left, about 4m00s; serving: 8 left, about 1m10s)'."""
         from .report import short_id
 
-        elapsed = time.monotonic() - self.started
-        left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
         runs = len(outcome.result.samples) if outcome.result else 0
+        all_done = [d for ds in self.durations.values() for d in ds]
+        overall = sum(all_done) / len(all_done)
+        left: Dict[str, List[float]] = {}
+        for key in self.pending:  # a file none of whose tests has finished: the run's mean so far
+            ds = self.durations.get(key) or [overall]
+            left.setdefault(self.kinds.get(key, Path(key).name), []).append(sum(ds) / len(ds))
+        per_kind = "; ".join(f"{kind}: {len(t)} left, about {_duration(sum(t))}" for kind, t in left.items())
         return (f"npuperf [{self.done}/{self.total}] {short_id(outcome.test_id)}: {runs} runs, {outcome.status}; "
-                f"elapsed {_duration(elapsed)}, about {_duration(left)} left")
+                f"elapsed {_duration(now - self.started)}, about {_duration(sum(sum(t) for t in left.values()))} left"
+                + (f" ({per_kind})" if per_kind else ""))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -298,6 +379,7 @@ class NpuPerfPlugin:
     def _run_header(self) -> Dict[str, Any]:
         from .session import utc_now
 
+        self.resolve_preset()
         s = self.perf.settings
         header: Dict[str, Any] = {
             "started_at": self.perf.started_at,
@@ -362,17 +444,16 @@ class NpuPerfPlugin:
                 "ones that have results): " + ", ".join(skipped)
             )
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         if not self.active:
             return
-        from .outcome import related_regressions
-        from .report import summary_lines
+        from .report import results_document, terminal_summary
 
-        lines = summary_lines(list(self.perf.outcomes.values()))
-        if any(o.status == "REGRESSED" for o in self.perf.outcomes.values()):
-            related = related_regressions(self.perf.outcomes)
-            if related:
-                lines.append("steps and operators that got slower in this run: " + "; ".join(related))
+        lines: List[str] = []
+        if self.perf.outcomes:
+            full = self.perf.settings.summary == "full" or config.get_verbosity() >= 1
+            doc = results_document(self._run_header(), list(self.perf.outcomes.values()))
+            lines = terminal_summary(doc, "full" if full else "attention")
         if lines or self.messages:
             terminalreporter.section("npuperf summary")
             for line in lines + self.messages:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -22,10 +22,12 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # The study's workloads and output length.
     "full": {"max_new_tokens": 120,
              "workloads": ("zh_qa", "en_qa", "code_gen", "reasoning", "long_summary")},
-    # An explicit shorter run for CPUs and smoke checks; its results never compare with 'full'
-    # ones because the output length is part of the workload.
+    # The default on a CPU (a pipeline check there, a first result in about two minutes) and a
+    # smoke check elsewhere; its results never compare with 'full' ones because the output
+    # length is part of the workload.
     "quick": {"max_new_tokens": 32, "workloads": ("zh_qa", "en_qa")},
 }
+SUMMARY_MODES = ("attention", "full")
 MAX_TOLERANCE = 10.0
 DEFAULT_ACCELERATOR_PROCESSES = 3
 
@@ -54,7 +56,12 @@ class Settings:
     runs: int = 5
     max_runs: int = 10
     preset: str = "full"
+    # Whether --npuperf-preset / --npuperf-max-new-tokens were given: an unset preset becomes
+    # 'quick' on a CPU once the device is known (see for_device).
+    preset_given: bool = False
+    max_new_tokens_given: bool = False
     max_new_tokens: int = 120
+    summary: str = "attention"  # terminal summary: what needs attention, or every metric row too
     tolerances: Tuple[Tuple[str, float], ...] = ()
     alpha: float = 0.05
     results_path: Optional[Path] = None
@@ -206,7 +213,11 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
         kwargs["model"] = _model(raw["model"], rootdir)
     preset = _choice(raw["preset"], tuple(PRESETS)) if given("preset") else "full"
     kwargs["preset"] = preset
+    kwargs["preset_given"] = bool(given("preset"))
+    kwargs["max_new_tokens_given"] = bool(given("max_new_tokens"))
     kwargs["workloads"] = tuple(PRESETS[preset]["workloads"])
+    if given("summary"):
+        kwargs["summary"] = _choice(raw["summary"], SUMMARY_MODES)
     kwargs["max_new_tokens"] = (
         _int(raw["max_new_tokens"], 2) if given("max_new_tokens") else PRESETS[preset]["max_new_tokens"]
     )
@@ -248,6 +259,25 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
     if given("processes"):
         kwargs["processes"] = _int(raw["processes"], 1)
     return Settings(**kwargs)
+
+
+def for_device(settings: Settings, device_kind: Optional[str]) -> Settings:
+    """The settings with the preset resolved: unless one was given, quick on a CPU, full elsewhere
+    (``device_kind`` None: the device is unavailable; the tests skip, the preset stays full)."""
+    if settings.preset_given or device_kind is None:
+        return settings
+    preset = "quick" if device_kind == "cpu" else "full"
+    tokens = settings.max_new_tokens if settings.max_new_tokens_given else PRESETS[preset]["max_new_tokens"]
+    return replace(settings, preset=preset, max_new_tokens=tokens,
+                   workloads=tuple(PRESETS[preset]["workloads"]))
+
+
+def preset_note(settings: Settings, device_kind: Optional[str]) -> str:
+    """Says when the quick preset was chosen because the device is a CPU, and how to run the full one."""
+    if device_kind == "cpu" and settings.preset == "quick" and not settings.preset_given:
+        return ("npuperf: quick preset (the default on a CPU: a pipeline check); the full study: "
+                "--npuperf-preset full")
+    return ""
 
 
 MARKER_KEYS = ("tolerance", "budget")

@@ -28,7 +28,8 @@ def test_no_baseline_passes_and_says_so(npt):
     npt.fake()
     result = npt.run()
     result.assert_outcomes(passed=8)
-    result.stdout.fnmatch_lines(["*npuperf summary*", "fp16-bs1-zh_qa*e2e_s*NO_BASELINE", "verdicts: NO_BASELINE 8"])
+    result.stdout.fnmatch_lines(["*npuperf summary*", "npuperf: 8 tests on *: nothing needs attention",
+                                 "verdicts: NO_BASELINE 8", "generation: 8 tests: NO_BASELINE 8"])
 
 
 def test_save_then_compare_passes(npt):

@@ -1,6 +1,8 @@
 """Outputs: Markdown summary, pytest-benchmark JSON, HTML report, baseline history, the CLI."""
 
+import html
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,12 +20,21 @@ def test_markdown_goes_to_the_github_step_summary(npt):
     summary = npt.path / "summary.md"
     result = npt.run(seed=1, GITHUB_STEP_SUMMARY=str(summary), NPUPERF_FAKE_SLOWDOWN="bf16-bs8-en_qa=1.3")
     result.assert_outcomes(passed=7, failed=1)
-    text = summary.read_text()
-    assert text.startswith("## pytest-npuperf")
-    assert "| `bf16-bs8-en_qa` | ❌ REGRESSED |" in text
-    assert re.search(r"\| `fp16-bs1-zh_qa` \| \S+ (OK|DRIFT|IMPROVED) \| [0-9.]+ms \([+-][0-9.]+%\)", text)
-    assert "### Failures" in text
-    assert re.search(r"- `bf16-bs8-en_qa`: e2e_s \+[23]\d\.\d% \(p=0\.0040\)", text)
+    lines = summary.read_text().splitlines()
+    assert lines[0] == "## pytest-npuperf"
+    # Attention first (verdict, test, kind; the failure detail and the stack under it), then the
+    # counts per kind, then the study's tables.
+    start = lines.index("### Needs attention")
+    assert lines[start + 2] == "- ❌ **REGRESSED** `bf16-bs8-en_qa` (generation)"
+    assert re.fullmatch(r"  - e2e_s: baseline [0-9.]+ms -> now [0-9.]+ms \(\+[23]\d\.\d%\), tolerance 3\.0%, "
+                        r"one-sided Mann-Whitney p=0\.0040 \(alpha 0\.05, n=5 vs 5\)", lines[start + 3])
+    assert "  - stack changes since the baseline: none recorded" in lines[start:]
+    counts = lines.index("| kind | tests | verdicts |")
+    assert counts > start and re.fullmatch(r"\| generation \| 8 \| ❌ REGRESSED 1, .*✔️ OK \d \|", lines[counts + 2])
+    table = lines.index("### Generation, en_qa: output tokens/s and e2e latency (change vs baseline)")
+    assert table > counts and lines[table + 2] == "| precision | bs1 | bs8 |"
+    assert re.fullmatch(r"\| bf16 \| .* \| [0-9.]+ \(-[12]\d\.\d%\) tok/s<br>[0-9.]+ms \(\+[23]\d\.\d%\) \|",
+                        lines[table + 5])
 
 
 def test_benchmark_json_is_read_by_pytest_benchmark(npt, tmp_path_factory):
@@ -46,14 +57,23 @@ def test_benchmark_json_is_read_by_pytest_benchmark(npt, tmp_path_factory):
 def test_html_report_is_self_contained(npt):
     npt.fake()
     npt.run(SAVE, "--npuperf-reason", "first")
-    npt.run(SAVE, "--npuperf-reason", "second", seed=1)
-    result = npt.run("--npuperf-html", "report.html", seed=2)
+    npt.run(SAVE, "--npuperf-reason", "second", seed=1, TASK_QUEUE_ENABLE="2")
+    result = npt.run("--npuperf-html", "report.html", seed=2, TASK_QUEUE_ENABLE="1")
     result.stdout.fnmatch_lines(["*HTML report written to *report.html"])
     text = (npt.path / "report.html").read_text()
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert not re.search(r"(src|href)=['\"]?https?:", text)  # nothing loaded from the network
     assert "<script" not in text
-    assert text.count("data:image/png;base64,") >= 8 + 2 + 1 + 8  # samples, scaling, precisions, history
+    from pytest_npuperf.report import needs_attention
+
+    tests = json.loads((npt.path / "results.json").read_text())["tests"]
+    # Scaling charts (fp16, bf16) and one samples plot per test that needs attention, no others.
+    assert text.count("data:image/png;base64,") == 2 + len(needs_attention(tests))
+    # Two recorded baselines and this run: a history chart for every test, stack change at each step.
+    assert text.count("<svg") == 8 and text.count("first recorded") == 8
+    assert re.search(r"fp16-bs1-zh_qa tokens/s<br>\d{4}-\d\d-\d\d: [0-9.]+ — first recorded<br>"
+                     r"\d{4}-\d\d-\d\d: [0-9.]+ — env TASK_QUEUE_ENABLE unknown -&gt; 2<br>"
+                     r"this run: [0-9.]+ — env TASK_QUEUE_ENABLE 2 -&gt; 1</figcaption>", text)
     assert "Fake Accelerator" in text and "fp16-bs8-en_qa" in text
 
 
@@ -106,8 +126,9 @@ def test_cli_report_renders_from_a_stored_results_file(npt, capsys):
     npt.run()
     assert main(["report", str(npt.path / "results.json"), "--html", str(npt.path / "r.html"),
                  "--markdown", str(npt.path / "r.md")]) == 0
-    assert (npt.path / "r.html").read_text().count("<img") >= 8
-    assert "| test | verdict |" in (npt.path / "r.md").read_text()
+    assert '<details id="kind-generation" open><summary>generation: 8 tests (NO_BASELINE 8)</summary>' in (
+        npt.path / "r.html").read_text()
+    assert "| generation | 8 | ➖ NO_BASELINE 8 |" in (npt.path / "r.md").read_text().splitlines()
 
 
 def test_cli_errors_are_clear(tmp_path, capsys):
@@ -121,31 +142,115 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def test_html_report_renders_in_headless_chromium(npt, tmp_path):
+def _suite_doc():
+    """A results document shaped like the full suite: 80 generation, 40 step, 60 operator and 12
+    serving tests, with baselines, one generation test REGRESSED and one operator DRIFT."""
+    from pytest_npuperf.compare import Comparison
+    from pytest_npuperf.outcome import TestOutcome
+    from pytest_npuperf.report import results_document
+    from pytest_npuperf.result import Result, Sample, Workload
+    from pytest_npuperf.stats import Verdict
+
+    def outcome(test_id, workload, samples, status="OK", change=0.01):
+        verdicts = [Verdict(m, status if i == 0 else "OK", 1.0, 1.0, change, None, 0.03, 0.004, 0.05, 5, 5)
+                    for i, m in enumerate(k for k, v in samples[0].__dict__.items() if isinstance(v, float))]
+        comparison = Comparison(status, verdicts, [], ["torch 2.12.0 -> 2.13.0"] if status != "OK" else [])
+        result = Result(test_id, "cpu-X", workload, samples, {"torch": "2.13.0"}, "",
+                        {"fraction_of_calibrated_tflops": 0.4, "fraction_of_calibrated_bandwidth": 0.7})
+        return TestOutcome(test_id, result, comparison, passed=status != "REGRESSED")
+
+    outcomes = []
+    for precision in ("fp16", "bf16", "int8", "w8a8"):
+        for bs in (1, 2, 4, 8):
+            for name in ("zh_qa", "en_qa", "code_gen", "reasoning", "long_summary"):
+                sid = f"{precision}-bs{bs}-{name}"
+                gen = Sample(e2e_s=0.2 * bs ** 0.2, ttft_s=0.02, tpot_s=0.01, tokens_per_s=90.0 * bs ** 0.8,
+                             peak_allocated_bytes=500 * 2 ** 20)
+                regressed = sid == "bf16-bs8-en_qa"
+                outcomes.append(outcome(f"perf_tests/test_generation.py::test_generate[{sid}]",
+                                        Workload("tiny", "f", precision, bs, (name,) * bs, (30,) * bs, 120),
+                                        [gen] * 5, "REGRESSED" if regressed else "OK", 0.3 if regressed else 0.01))
+    for i in range(40):
+        outcomes.append(outcome(f"perf_tests/test_steps.py::test_decode[bf16-decode-bs{i}-ctx512]",
+                                Workload("tiny", "f", "bf16", 1, ("decode",), (512,), 1, mode="step-decode"),
+                                [Sample(time_s=0.002, achieved_tflops=0.5, achieved_gb_s=20.0)] * 5))
+    for i in range(60):
+        outcomes.append(outcome(f"perf_tests/test_ops.py::test_op[bf16-attention_sdpa_prefill_{i}]",
+                                Workload("tiny", "f", "bf16", 1, ("op",), (64,), 0, mode="op"),
+                                [Sample(time_s=0.0003, achieved_tflops=0.2, achieved_gb_s=9.0)] * 5,
+                                "DRIFT" if i == 3 else "OK"))
+    for i in range(12):
+        outcomes.append(outcome(f"perf_tests/test_serving.py::test_serving[bf16-continuous-rate{i}]",
+                                Workload("tiny", "f", "bf16", 0, ("zh_qa",), (30,), 32, mode="serving-continuous"),
+                                [Sample(serving_ttft_p50_s=0.05, serving_tpot_p50_s=0.01, serving_tokens_per_s=300.0,
+                                        goodput_rps=4.0)] * 5))
+    return results_document({"profile": "cpu-X", "model": "tiny", "device": "cpu", "device_name": "x86",
+                             "settings": {"preset": "full"}, "stack": {"torch": "2.13.0"}}, outcomes)
+
+
+def test_full_suite_report_is_small_and_opens_with_what_needs_attention():
+    from pytest_npuperf.html import render_html
+
+    text = render_html(_suite_doc())
+    assert len(text.encode()) < 1_000_000
+    top = text.index('<ol class="attention"')
+    assert top < text.index('<details id="kind-generation"')
+    items = re.findall(r'<li><span class="tag"[^>]*>(\w+)</span> <code>([^<]+)</code>', text)
+    assert items == [("REGRESSED", "bf16-bs8-en_qa"), ("DRIFT", "bf16-attention_sdpa_prefill_3")]
+    assert "stack changes since the baseline: torch 2.12.0 -&gt; 2.13.0" in text
+    assert text.count("data:image/png") == 2 + 4  # samples plots of the two listed tests; scaling per precision
+    assert re.findall(r'<details id="kind-(\w+)"( open)?', text) == [
+        ("generation", " open"), ("steps", ""), ("operators", " open"), ("serving", "")]
+
+
+# Run inside a copy of the report (the report itself has no script): what a 1400 px window shows.
+PROBE = """<script>addEventListener('load', () => {
+  const attention = document.getElementById('attention') || document.querySelector('p.counts');
+  const sections = [...document.querySelectorAll('details')].map(d => {
+    d.open = true; return d.id + ':' + Math.round(d.getBoundingClientRect().height); });
+  document.body.setAttribute('data-probe', JSON.stringify({
+    overflow: document.documentElement.scrollWidth - innerWidth, width: innerWidth,
+    attentionBottom: Math.round(attention.getBoundingClientRect().bottom), fold: innerHeight,
+    sections: sections}));
+});</script>"""
+
+
+def test_html_report_in_headless_chromium_fits_1400px_with_attention_above_the_fold(tmp_path):
     import shutil
+
+    from pytest_npuperf.html import render_html
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
-    npt.fake()
-    npt.run(SAVE)
-    npt.run("--npuperf-html", "report.html", seed=1)
-    page = (npt.path / "report.html").as_uri()
-    flags = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600"]
-    dom = subprocess.run([*flags, "--enable-logging=stderr", "--v=0", "--dump-dom", page],
-                         capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0
-    assert dom.stdout.count("<img") >= 8 + 2 + 1
-    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
-    assert console == []
+    text = render_html(_suite_doc())
+    report = tmp_path / "report.html"
+    report.write_text(text, encoding="utf-8")
+    probed = tmp_path / "probed.html"
+    probed.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    flags = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900",
+             "--hide-scrollbars"]
+    dom = subprocess.run([*flags, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
+                          probed.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr
+    probe = json.loads(html.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1)))
+    assert probe["width"] == 1400
+    assert probe["overflow"] <= 0  # no horizontal scrolling
+    assert probe["attentionBottom"] <= probe["fold"]  # the attention list is above the fold
+    heights = dict(item.rsplit(":", 1) for item in probe["sections"])
+    assert sorted(heights) == ["history", "kind-generation", "kind-operators", "kind-serving", "kind-steps"]
+    assert all(int(h) > 40 for h in heights.values())  # every section renders (opened)
     shot = tmp_path / "report.png"
-    subprocess.run([*flags, f"--screenshot={shot}", page], capture_output=True, timeout=120, check=True)
+    subprocess.run([*flags, f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120, check=True)
     from PIL import Image
 
     image = Image.open(shot).convert("RGB")
+    assert image.size == (1400, 900)
     colours = image.getcolors(maxcolors=1 << 20)
-    assert colours is not None and len(colours) > 50  # charts drawn, not a blank page
-
+    assert colours is not None and len(colours) > 50  # drawn, not a blank page
+    keep = os.environ.get("NPUPERF_KEEP_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)
 
 
 def test_xdist_one_worker_per_device_results_merged_on_the_controller(npt):
@@ -168,11 +273,88 @@ def test_xdist_two_workers_on_one_device_is_refused(npt):
     result.stdout.fnmatch_lines(["*2 parallel workers but only 1 cpu device(s)*meaningless*-n 1*"])
 
 
-def test_verbose_runs_show_progress(npt):
+def test_verbose_runs_show_progress_with_what_is_left_per_kind(npt):
     npt.fake()
     result = npt.run("-v")
-    result.stdout.fnmatch_lines(["npuperf ?1/8? fp16-bs1-zh_qa: 5 runs, NO_BASELINE; elapsed *, about * left",
-                                 "npuperf ?8/8? bf16-bs8-en_qa: 5 runs, NO_BASELINE; elapsed *, about 0s left"])
+    result.stdout.fnmatch_lines([
+        "npuperf ?1/8? fp16-bs1-zh_qa: 5 runs, NO_BASELINE; elapsed *, about * left (generation: 7 left, about *)",
+        "npuperf ?8/8? bf16-bs8-en_qa: 5 runs, NO_BASELINE; elapsed *, about 0s left",
+    ])
+
+
+def test_summary_lists_what_needs_attention_first_then_kinds_then_the_study_matrix(npt):
+    npt.fake()
+    npt.run(SAVE)
+    result = npt.run(seed=1, NPUPERF_FAKE_SLOWDOWN="bf16-bs8-en_qa=1.3", TASK_QUEUE_ENABLE="2")
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines([
+        "*npuperf summary*",
+        "npuperf: 8 tests on cpu (Fake Accelerator), model tiny, preset quick (the default on a CPU; "
+        "the full study: --npuperf-preset full): * need attention",
+        "REGRESSED bf16-bs8-en_qa (generation): test_perf.py::test_generate[bf16-bs8-en_qa]",
+        "    metric * median * spread * baseline * change * tol * p * verdict",
+        "    e2e_s * *ms * ±*% * *ms * +??.?% * 3% * 0.004 * REGRESSED",
+        "    stack changes since the baseline: env TASK_QUEUE_ENABLE unknown -> 2",
+        "verdicts: REGRESSED 1, *OK *",
+        "generation: 8 tests: REGRESSED 1, *OK *",
+        "generation zh_qa: output tokens/s and e2e latency (change vs baseline)",
+        "  precision * bs1 * bs8",
+        "  fp16 * tok/s * (?*%) * (?*%)",
+        "       * e2e * *ms (?*%) * *ms (?*%)",
+        "generation en_qa: output tokens/s and e2e latency (change vs baseline)",
+        "  precision * bs1 * bs8",
+        "  fp16 * tok/s * (?*%) * (?*%)",
+        "       * e2e * *ms (?*%) * *ms (?*%)",
+        "  bf16 * tok/s * (?*%) * (-??.?%)",
+        "       * e2e * *ms (?*%) * *ms (+??.?%)",
+    ])
+    # Tests that need no attention have no metric rows in the default summary.
+    assert not any(line.lstrip().startswith("fp16-bs1-zh_qa") for line in result.outlines)
+
+
+@pytest.mark.parametrize("option", [("-v",), ("--npuperf-summary", "full")])
+def test_full_summary_has_every_metric_row(npt, option):
+    npt.fake()
+    result = npt.run(*option)
+    result.stdout.fnmatch_lines([
+        "npuperf: 8 tests on *: nothing needs attention",
+        "verdicts: NO_BASELINE 8",
+        "generation: 8 tests: NO_BASELINE 8",
+        "generation zh_qa: *",
+        "test * metric * median * spread * baseline * change * tol * p * verdict",
+        "fp16-bs1-zh_qa * e2e_s * *ms * ±*% * - * - * - * - * NO_BASELINE",
+    ])
+
+
+def test_bad_summary_mode_is_a_usage_error(npt):
+    npt.fake()
+    result = npt.run("--npuperf-summary", "long")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--npuperf-summary: 'long' is not one of attention, full"])
+
+
+def test_explicit_preset_wins_over_the_cpu_default(npt):
+    npt.fake()
+    result = npt.run("--npuperf-preset", "full")
+    result.stdout.fnmatch_lines(["npuperf: preset=full max_new_tokens=16 *",
+                                 "npuperf: 8 tests on cpu (Fake Accelerator), model tiny, preset full: *"])
+    assert "the default on a CPU" not in result.stdout.str()
+
+
+def test_preset_default_is_quick_on_a_cpu_and_full_on_an_accelerator():
+    from pytest_npuperf.settings import PRESETS, Settings, for_device, preset_note
+
+    unset = Settings()
+    assert for_device(unset, "cpu").preset == "quick"
+    assert for_device(unset, "cpu").max_new_tokens == PRESETS["quick"]["max_new_tokens"]
+    assert for_device(unset, "cpu").workloads == PRESETS["quick"]["workloads"]
+    assert for_device(unset, "npu").preset == "full" and for_device(unset, "cuda").max_new_tokens == 120
+    assert for_device(unset, None) == unset  # device unavailable: the tests skip
+    assert preset_note(for_device(unset, "cpu"), "cpu").endswith("the full study: --npuperf-preset full")
+    given = Settings(preset="full", preset_given=True)
+    assert for_device(given, "cpu") == given and preset_note(given, "cpu") == ""
+    tokens = Settings(max_new_tokens=16, max_new_tokens_given=True)
+    assert for_device(tokens, "cpu").max_new_tokens == 16
 
 
 def test_html_handles_steps_operators_and_serving_next_to_generation():
@@ -193,10 +375,51 @@ def test_html_handles_steps_operators_and_serving_next_to_generation():
         outcome("t::test_serving[static-rate20]", "serving-static", [Sample(serving_ttft_p50_s=0.05)] * 5),
     ])
     text = render_html(doc)
-    assert text.count("<figure>") == 3  # one sample plot each, by its own primary metric
-    assert text.count("data:image/png") == 3 + 1 + 1  # samples; scaling (generation only); precisions
-    assert "No generation tests in this run" not in text
-    # A run of serving tests alone says why its generation charts are empty.
+    assert text.count("<figure>") == 0  # no test needs attention: no samples plot
+    assert text.count("data:image/png") == 1  # batch-size scaling of the one generation precision
+    assert [m for m in re.findall(r'<details id="kind-(\w+)"', text)] == ["generation", "steps", "serving"]
+    assert "<th>TTFT p50</th><th>Δ</th><th>TTFT p90</th>" in text and "<th>TFLOP/s</th>" in text
+    assert "Nothing needs attention." in text
     serving_only = results_document({"profile": "cpu-X", "model": "tiny"}, [
         outcome("t::test_serving[static-rate20]", "serving-static", [Sample(serving_ttft_p50_s=0.05)] * 5)])
-    assert render_html(serving_only).count("No generation tests in this run") == 2
+    assert re.findall(r'<details id="kind-(\w+)"', render_html(serving_only)) == ["serving"]
+
+
+def test_an_accelerator_runs_the_full_preset_and_shows_progress_without_verbose(npt, monkeypatch):
+    import fakes
+
+    from pytest_npuperf import plugin
+
+    npt.fake()
+    monkeypatch.setattr(fakes.FakeDevice, "kind", "npu")
+    monkeypatch.setattr(plugin, "PROGRESS_EVERY_S", 0.0)  # a line per test instead of one a minute
+    result = npt.run()
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines([
+        "npuperf: preset=full max_new_tokens=16 *",
+        "npuperf ?1/8? fp16-bs1-zh_qa: 5 runs, NO_BASELINE; elapsed *, about * left (generation: 7 left, about *)",
+        "npuperf ?8/8? bf16-bs8-en_qa: 5 runs, NO_BASELINE; elapsed *, about 0s left",
+        "npuperf: 8 tests on npu (Fake Accelerator), model mistral-7b, preset full: nothing needs attention",
+    ])
+    assert "the default on a CPU" not in result.stdout.str()
+
+
+def test_a_failed_test_without_baseline_is_listed_with_its_budget(npt):
+    npt.fake()
+    npt.pytester.makepyfile(test_perf=(
+        "import pytest\n\n"
+        "@pytest.mark.npu\n"
+        "@pytest.mark.npuperf(budget={'ttft_s': 0.001})\n"
+        "def test_generate(npuperf):\n"
+        "    npuperf.generate(precision='fp16', batch_size=1, workload='zh_qa')\n"))
+    result = npt.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "npuperf: 1 tests on *: 1 need attention",
+        "FAILED test_generate (generation): test_perf.py::test_generate",
+        "    metric * verdict",
+        "    e2e_s * NO_BASELINE",
+        "    budget ttft_s: median *ms breaks the budget of at most 1.00ms",
+        "verdicts: NO_BASELINE 1",
+    ])
+    assert "stack changes since the baseline" not in result.stdout.str().split("npuperf summary")[1]

@@ -240,7 +240,8 @@ def test_vllm_engine_through_the_plugin(npt, fake_vllm):
         "import math\n\n"
         "def test_serve(npuperf):\n"
         "    npuperf.serve('vllm', 'bf16', math.inf, requests=4, max_new_tokens=4)\n"))
-    result = npt.run("--npuperf-device=cpu", "--npuperf-model=tiny", "--npuperf-runs=2", "--npuperf-warmup=0")
+    result = npt.run("--npuperf-device=cpu", "--npuperf-model=tiny", "--npuperf-runs=2", "--npuperf-warmup=0",
+                     "--npuperf-summary=full")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*test_serve*serving_ttft_p50_s*NO_BASELINE*"])
     (test,) = json.loads((npt.path / "results.json").read_text())["tests"]

@@ -94,7 +94,7 @@ def test_suite_end_to_end_on_the_tiny_model(npt):
         """
     )
     args = ("--npuperf-device", "cpu", "--npuperf-max-new-tokens", "4", "--npuperf-runs", "5")
-    first = npt.run(*args, "--npuperf-save-baseline")
+    first = npt.run(*args, "--npuperf-save-baseline", "--npuperf-summary=full")
     first.assert_outcomes(passed=2)
     first.stdout.fnmatch_lines(["npuperf device: cpu (*), profile 'cpu-*', model tiny, *",
                                 "bs1*e2e_s*NO_BASELINE", "*saved 2 baseline entries*"])
