@@ -60,19 +60,28 @@ def parse_kv_file(path: str) -> Dict[str, str]:
     return out
 
 
+def _ascend_homes(environ: Mapping[str, str], root: str) -> List[str]:
+    """Where CANN may be installed, the environment's own choice first."""
+    homes = [environ.get("ASCEND_TOOLKIT_HOME"), environ.get("ASCEND_HOME_PATH"),
+             f"{root}/cann", f"{root}/ascend-toolkit/latest"]
+    return [h for h in homes if h]
+
+
+def _install_info_version(home: str, name: str) -> Optional[str]:
+    """The 'version' of ``<home>/<arch>-linux/<name>`` (or ``<home>/<name>``), first readable one."""
+    files = sorted(glob.glob(os.path.join(home, "*-linux", name))) + sorted(glob.glob(os.path.join(home, name)))
+    for path in files:
+        version = _safe(lambda p=path: parse_kv_file(p).get("version"))
+        if version:
+            return version
+    return None
+
+
 def ascend_versions(environ: Mapping[str, str], root: str = "/usr/local/Ascend") -> Dict[str, Optional[str]]:
     """CANN toolkit, driver and firmware versions from the files CANN installs."""
     cann: Optional[str] = None
-    homes = [environ.get("ASCEND_TOOLKIT_HOME"), environ.get("ASCEND_HOME_PATH"),
-             f"{root}/cann", f"{root}/ascend-toolkit/latest"]
-    for home in [h for h in homes if h]:
-        files = sorted(glob.glob(os.path.join(home, "*-linux", "ascend_toolkit_install.info")))
-        files += sorted(glob.glob(os.path.join(home, "ascend_toolkit_install.info")))
-        for path in files:
-            version = _safe(lambda p=path: parse_kv_file(p).get("version"))
-            if version:
-                cann = version
-                break
+    for home in _ascend_homes(environ, root):
+        cann = _install_info_version(home, "ascend_toolkit_install.info")
         if cann:
             break
         cfg = os.path.join(home, "version.cfg")
@@ -97,15 +106,10 @@ def cann_ops_version(environ: Mapping[str, str], root: str = "/usr/local/Ascend"
     8.5+ installs ``<home>/<arch>-linux/ascend_ops_install.info`` next to the toolkit's file;
     older layouts carry the kernels in ``opp_kernel`` (``opp_kernel/version.info``).
     """
-    homes = [environ.get("ASCEND_TOOLKIT_HOME"), environ.get("ASCEND_HOME_PATH"),
-             f"{root}/cann", f"{root}/ascend-toolkit/latest"]
-    for home in [h for h in homes if h]:
-        files = sorted(glob.glob(os.path.join(home, "*-linux", "ascend_ops_install.info")))
-        files += sorted(glob.glob(os.path.join(home, "ascend_ops_install.info")))
-        for path in files:
-            version = _safe(lambda p=path: parse_kv_file(p).get("version"))
-            if version:
-                return version
+    for home in _ascend_homes(environ, root):
+        version = _install_info_version(home, "ascend_ops_install.info")
+        if version:
+            return version
         info = _safe(lambda h=home: parse_kv_file(os.path.join(h, "opp_kernel", "version.info")))
         if info and (info.get("version_dir") or info.get("Version")):
             return info.get("version_dir") or info.get("Version")
