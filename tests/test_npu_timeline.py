@@ -10,6 +10,7 @@ synchronize is shown to fail the same checks.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -197,11 +198,21 @@ def test_fixture_path_on_the_fake_npu_with_confirmation_on_by_default(npu_run):
     # the device time is a floor; the bound above leaves room for a loaded 2-core CI machine
     assert 0.2 <= tpot < 0.2 * 1.5 and 0.3 <= ttft < 0.3 * 1.5, (ttft, tpot)
     # A slowdown in this process only: the confirmation child (on by default on an accelerator)
-    # measures the same workload at the baseline's speed (OK or DRIFT), but the pooled samples of both
-    # processes (5 at 2x, 5 at 1x) are still far beyond the tolerance, so the regression stands.
+    # measures the same workload at the baseline's speed, and the pooled samples of both processes
+    # (half at 2x, half at 1x) decide: REGRESSED keeps the failure; beyond the tolerance but not
+    # significant (INCONCLUSIVE, which the parent's resampling makes the likelier) is UNCONFIRMED.
     once = npu_run.run(*common, NPUPERF_FAKE_NPU_SLOW_ONCE="1")
-    once.assert_outcomes(failed=1)
-    once.stdout.fnmatch_lines(["*confirmation run in a fresh process: *REGRESSED*"])
+    found = re.search(r"confirmation run in a fresh process: (\w+); the pooled samples of both processes "
+                      r"\((\d+) \+ (\d+)\) against the baseline: (\w+)", once.stdout.str())
+    assert found, once.stdout.str()
+    child, pooled = found.group(1), found.group(4)
+    assert child in ("OK", "DRIFT")  # the fresh process saw the baseline's speed
+    if pooled == "REGRESSED":
+        once.assert_outcomes(failed=1)
+    else:
+        assert pooled == "INCONCLUSIVE", pooled  # +50% median: beyond any tolerance
+        once.assert_outcomes(passed=1)
+        once.stdout.fnmatch_lines(["UNCONFIRMED test_generate*"])
     # A real slowdown: confirmed in the fresh process, the test fails.
     slow = npu_run.run(*common, NPUPERF_FAKE_NPU_DECODE_S="0.4")
     slow.assert_outcomes(failed=1)
