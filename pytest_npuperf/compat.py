@@ -290,3 +290,98 @@ def chat_template_ids(ids: Any) -> list:
 def checkpoint_dtype_kwarg(dtype: Any) -> Dict[str, Any]:
     """``from_pretrained``'s dtype argument: ``dtype`` from transformers 5.0, ``torch_dtype`` before."""
     return {"dtype": dtype} if transformers_version()[:1] >= (5,) else {"torch_dtype": dtype}
+
+
+# -- graph mode: a static KV cache and torch.compile -------------------------------------------
+
+def require_graph_mode(model: Any) -> None:
+    """Graph mode decodes over transformers' StaticCache, addressed by ``cache_position``.
+
+    transformers 4.40's Mistral takes no ``cache_position`` (its StaticCache served Llama and
+    Gemma only), so a static cache cannot be filled position by position: Unsupported there.
+    """
+    import inspect
+
+    version = transformers_version()
+    decoder = getattr(model, "model", model)
+    params = inspect.signature(decoder.forward).parameters
+    takes_position = "cache_position" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+    if version[:2] < (4, 42) or not takes_position:
+        raise Unsupported(f"graph mode needs a static KV cache for {type(model).__name__}, which transformers "
+                          f"{_dotted(version)} does not offer (its forward takes no cache_position); "
+                          "install the extra of a newer torch line, or run --npuperf-mode eager")
+
+
+def static_cache(model: Any, batch: int, length: int, device: Any, dtype: Any) -> Any:
+    """A StaticCache of ``length`` tokens for ``batch`` rows.
+
+    transformers 4.56 made the cache lazy (sized by its first update) and dropped
+    ``max_batch_size``/``device``/``dtype``; before, they are required.
+    """
+    import inspect
+
+    from transformers import StaticCache
+
+    params = inspect.signature(StaticCache.__init__).parameters
+    if "max_batch_size" in params:
+        return StaticCache(config=model.config, max_batch_size=batch, max_cache_len=length, device=device,
+                           dtype=dtype)
+    return StaticCache(config=model.config, max_cache_len=length)
+
+
+def fresh_compile_cache() -> Any:
+    """A context in which the compiler starts cold: a new on-disk cache folder and emptied
+    in-memory caches, so that compile time measures compilation, not a cache from earlier work.
+    torch 2.8 renamed ``fresh_inductor_cache`` to ``fresh_cache``."""
+    import torch._inductor.utils as inductor_utils
+
+    fresh = getattr(inductor_utils, "fresh_cache", None) or inductor_utils.fresh_inductor_cache
+    return fresh()
+
+
+def compiled_graph_count() -> int:
+    """Graphs dynamo has compiled in this process (each recompilation adds one)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def allow_recompiles(limit: int) -> None:
+    """Room for one compiled entry per shape the suite uses (``recompile_limit``, called
+    ``cache_size_limit`` before torch 2.7). Shapes are compiled on purpose; an unplanned
+    recompilation is counted and fails the test (see graph/runner.py)."""
+    import torch._dynamo.config as dynamo_config
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(dynamo_config, name) and getattr(dynamo_config, name) < limit:
+            setattr(dynamo_config, name, limit)
+
+
+def reset_compiled() -> None:
+    """Forget every compiled graph (they hold the freed model's weights and CUDA graph pools)."""
+    import torch
+
+    torch._dynamo.reset()
+
+
+def is_compiling() -> bool:
+    """True while dynamo traces (torch.compiler.is_compiling from torch 2.3, torch._dynamo's before)."""
+    import torch
+
+    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if check is None:
+        check = torch._dynamo.is_compiling
+    return bool(check())
+
+
+def rewind_static_cache(cache: Any, length: int) -> None:
+    """Make the next write of a static cache land at position ``length`` again.
+
+    Since transformers 5.x a StaticLayer writes where its own counter (``cumulative_length``, a
+    tensor with a fixed address) points and ignores ``cache_position``; earlier releases write at
+    ``cache_position`` and keep no counter, so there is nothing to rewind.
+    """
+    for layer in getattr(cache, "layers", ()):
+        counter = getattr(layer, "cumulative_length", None)
+        if counter is not None and hasattr(counter, "fill_"):
+            counter.fill_(length)

@@ -108,6 +108,27 @@ KERNELS: Dict[Tuple[str, str], Tuple[str, Callable[[Any, Any], Any]]] = {
 }
 
 
+def _dequant_w8a16(x: Any, layer: Any) -> Any:
+    import torch
+
+    # The form inductor fuses into one kernel (the int8 -> 16-bit conversion in the matmul's
+    # prologue, the scale in its epilogue): only ever run inside a compiled graph.
+    return torch.nn.functional.linear(x, layer.qweight.to(x.dtype)) * layer.scale_act
+
+
+# Inside a compiled graph (graph mode) a scheme may run another form that the graph compiler
+# turns into a better kernel; schemes absent here run their eager kernel inside the graph too.
+GRAPH_KERNELS: Dict[Tuple[str, str], Tuple[str, Callable[[Any, Any], Any]]] = {
+    ("cuda", "w8a16"): ("int8 weight dequantize + matmul (fused by inductor)", _dequant_w8a16),
+}
+
+
+def kernel_name(backend: str, scheme: str, graph: bool = False) -> str:
+    """The int8 kernel a scheme runs on a backend, in eager or in graph mode."""
+    found = GRAPH_KERNELS.get((backend, scheme)) if graph else None
+    return (found or KERNELS[(backend, scheme)])[0]
+
+
 def _int8_linear_class() -> Any:
     import torch
 
@@ -123,6 +144,7 @@ def _int8_linear_class() -> Any:
             self.in_features, self.out_features = linear.in_features, linear.out_features
             self.scheme, self.backend = scheme, backend
             self.kernel_name, self._kernel = KERNELS[(backend, scheme)]
+            self._graph_kernel = GRAPH_KERNELS.get((backend, scheme), (None, None))[1]
             dtype = linear.weight.dtype
             q, scale = quantize_per_channel(linear.weight)
             if backend in ("cpu", "cuda") and scheme == "w8a16" and dtype == torch.bfloat16 and self.in_features % 16:
@@ -139,8 +161,11 @@ def _int8_linear_class() -> Any:
                 self.register_buffer("scale", scale)  # (N,), float32
 
         def forward(self, x: Any) -> Any:
+            from .compat import is_compiling
+
             shape = x.shape
-            y = self._kernel(x.reshape(-1, shape[-1]), self)
+            kernel = self._graph_kernel if self._graph_kernel is not None and is_compiling() else self._kernel
+            y = kernel(x.reshape(-1, shape[-1]), self)
             return y.reshape(*shape[:-1], self.out_features)
 
         def extra_repr(self) -> str:

@@ -5,5 +5,5 @@ from __future__ import annotations
 from ..compat import Unsupported
 
 
-def npu_backend(device_name: str):  # noqa: ANN201 - replaced by the torchair implementation
+def npu_backend(device_name: str):
     raise Unsupported("graph mode on an NPU needs the torchair backend, which this build does not have yet")

@@ -1,0 +1,288 @@
+"""Graph-mode generation: an eager prefill into transformers' static KV cache, then every decode
+step through the model's forward compiled by the device's graph backend.
+
+This is how production inference runs on a device (torchair's aclgraph / GE modes on Ascend,
+CUDA graphs elsewhere): the decode step, launched once per token, is one captured graph of
+fixed shapes. Shapes are bucketed as servers do: batch rows padded up to 1, 2, 4 or 8, the static
+cache sized to a power of two of at least 1024 tokens; each (batch, cache length) is compiled
+once per loaded model, in a cold compiler cache, and its compile time and number of compiled
+graphs are kept with it. Every test that uses the shape reports those figures, so they do not
+depend on which test happened to compile it first.
+
+Output agreement with eager mode is checked on the same weights: the logits of the first decode
+step, eager vs compiled, on the same static-cache state (cosine and largest difference), and the
+greedy tokens of a whole generation, eager vs graph.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .. import compat
+from .backend import GraphBackend
+
+BATCH_BUCKETS = (1, 2, 4, 8)
+MIN_CACHE_LEN = 1024
+# Calls that make a graph ready (compile, warm-up, CUDA graph capture) and steady calls timed
+# after them; compile_s is the first group's time less the steady time of as many calls.
+READY_CALLS = 3
+# The compiled decode step must give the eager step's logits: cosine at least this, and no
+# logit further off than this fraction of the largest eager logit (16-bit accumulation order
+# differs between a fused kernel and eager's separate ones).
+MIN_LOGITS_COSINE = 0.999
+MAX_LOGITS_REL_DIFF = 0.05
+
+
+class GraphError(Exception):
+    """Graph mode ran but cannot be trusted (a recompilation while timed, outputs unlike eager)."""
+
+
+def cache_len_for(tokens: int) -> int:
+    """The static cache length for ``tokens`` positions: a power of two, at least 1024."""
+    length = MIN_CACHE_LEN
+    while length < tokens:
+        length *= 2
+    return length
+
+
+def batch_bucket(rows: int) -> int:
+    """The compiled batch size that serves ``rows`` rows (padding rows fill the rest)."""
+    for bucket in BATCH_BUCKETS:
+        if rows <= bucket:
+            return bucket
+    return rows
+
+
+@dataclass
+class CompiledStep:
+    """One compiled decode step of fixed shape, with its static cache and what compiling cost."""
+
+    batch: int
+    cache_len: int
+    cache: Any
+    mask: Any  # (batch, cache_len) attention mask, an input of the graph
+    eager: Callable[..., Any]
+    compiled: Callable[..., Any]
+    compile_s: float
+    graphs: int
+
+
+def next_tokens(logits: Any, eos_id: int) -> Any:
+    """Greedy choice with EOS suppressed, as eager generate does with min_new_tokens."""
+    scores = logits.float().clone()
+    scores[:, eos_id] = -float("inf")
+    return scores.argmax(dim=-1, keepdim=True)
+
+
+class GraphRunner:
+    """The compiled decode steps of one loaded model on one device."""
+
+    def __init__(self, loaded: Any, device: Any, backend: GraphBackend) -> None:
+        compat.require_graph_mode(loaded.model)
+        compat.allow_recompiles(64)
+        self.loaded, self.device, self.backend = loaded, device, backend
+        self._steps: Dict[Tuple[int, int], CompiledStep] = {}
+        self._cache_arg = compat.cache_kwarg(loaded.model)
+        self._mark_step = None
+        if backend.name == "inductor-cudagraphs":
+            import torch
+
+            self._mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
+
+    # -- compiling ----------------------------------------------------------------------------
+    def step(self, batch: int, cache_len: int) -> CompiledStep:
+        """The compiled step of this shape, compiled on first use."""
+        key = (batch, cache_len)
+        if key not in self._steps:
+            self._steps[key] = self._compile(batch, cache_len)
+        return self._steps[key]
+
+    def _compile(self, batch: int, cache_len: int) -> CompiledStep:
+        import torch
+
+        model, device = self.loaded.model, self.device
+        dtype = model.get_input_embeddings().weight.dtype
+        cache = compat.static_cache(model, batch, cache_len, device.torch_device, dtype)
+        cache_arg = self._cache_arg
+
+        def forward(ids: Any, mask: Any, positions: Any, cache_position: Any, kv: Any) -> Any:
+            # The cache is an argument, not a closure: dynamo writes a graph's in-place cache
+            # updates back to an argument's tensors.
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache_position=cache_position,
+                        use_cache=True, **{cache_arg: kv})
+            return out.logits[:, -1, :]
+
+        compiled_forward = torch.compile(forward, **self.backend.compile_kwargs)
+
+        def decode(ids: Any, mask: Any, positions: Any, cache_position: Any) -> Any:
+            return forward(ids, mask, positions, cache_position, cache)
+
+        def compiled(ids: Any, mask: Any, positions: Any, cache_position: Any) -> Any:
+            return compiled_forward(ids, mask, positions, cache_position, cache)
+
+        on = device.torch_device
+        ids = torch.zeros(batch, 1, dtype=torch.long, device=on)
+        mask = torch.ones(batch, cache_len, dtype=torch.long, device=on)
+        positions = torch.zeros(batch, 1, dtype=torch.long, device=on)
+        slot = torch.zeros(1, dtype=torch.long, device=on)
+        with torch.no_grad():
+            decode(ids, mask, positions, slot)  # eager: allocates a lazily built cache outside the graph
+            device.synchronize()
+            before = compat.compiled_graph_count()
+            with compat.fresh_compile_cache():
+                start = time.perf_counter()
+                for _ in range(READY_CALLS):
+                    self._call(compiled, ids, mask, positions, slot)
+                    device.synchronize()
+                ready = time.perf_counter() - start
+            steady = []
+            for _ in range(READY_CALLS):
+                start = time.perf_counter()
+                self._call(compiled, ids, mask, positions, slot)
+                device.synchronize()
+                steady.append(time.perf_counter() - start)
+            graphs = compat.compiled_graph_count() - before
+            cache.reset()
+        compile_s = max(0.0, ready - READY_CALLS * statistics.median(steady))
+        return CompiledStep(batch, cache_len, cache, mask, decode, compiled, compile_s, graphs)
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._mark_step is not None:
+            self._mark_step()  # outputs of the previous replay are consumed: a new step begins
+        return fn(*args)
+
+    # -- running ------------------------------------------------------------------------------
+    def prefill(self, step: CompiledStep, input_ids: Any, attention_mask: Any) -> Tuple[Any, Any]:
+        """An eager forward of the prompt into the static cache: its last logits and positions."""
+        import torch
+
+        width = input_ids.shape[1]
+        step.cache.reset()
+        step.mask.fill_(1)
+        step.mask[:, :width].copy_(attention_mask)
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.loaded.model(input_ids=input_ids, attention_mask=step.mask[:, :width], position_ids=positions,
+                                cache_position=torch.arange(width, device=input_ids.device), use_cache=True,
+                                **{self._cache_arg: step.cache})
+        return out.logits[:, -1, :], positions[:, -1:]
+
+    def generate_fixed(self, loaded: Any, batch: Any, max_new_tokens: int, streamer: Any = None) -> Any:
+        """Greedy generation of exactly ``max_new_tokens`` per row in graph mode; the same
+        contract as ``measure.generate_fixed`` (prompt and new ids; the streamer sees the prompt,
+        then each step's tokens once they are on the host)."""
+        import torch
+
+        rows, width = batch.input_ids.shape
+        step = self.step(batch_bucket(rows), cache_len_for(width + max_new_tokens))
+        ids, mask = _pad_rows(batch.input_ids, step.batch), _pad_rows(batch.attention_mask, step.batch)
+        eos = loaded.tokenizer.eos_id
+        with torch.no_grad():
+            logits, positions = self.prefill(step, ids, mask)
+            if streamer is not None:
+                streamer.put(batch.input_ids.cpu())
+            token = next_tokens(logits, eos)
+            out: List[Any] = [token]
+            if streamer is not None:
+                streamer.put(token[:rows].cpu())
+            for i in range(1, max_new_tokens):
+                slot = torch.tensor([width + i - 1], dtype=torch.long, device=ids.device)
+                logits = self._call(step.compiled, token, step.mask, positions + i, slot)
+                token = next_tokens(logits, eos)
+                out.append(token)
+                if streamer is not None:
+                    streamer.put(token[:rows].cpu())
+        return torch.cat([batch.input_ids, torch.cat(out, dim=1)[:rows]], dim=1)
+
+    def decode_kernel(self, input_ids: Any) -> Tuple[Callable[[], Any], Callable[[], None], CompiledStep]:
+        """One compiled decode step after an eager prefill of ``input_ids`` (batch, context + 1):
+        the step reads the context's cache and writes the next position, the same slot each call."""
+        import torch
+
+        rows, total = input_ids.shape
+        context = total - 1
+        step = self.step(batch_bucket(rows), cache_len_for(total))
+        if step.batch != rows:
+            raise GraphError(f"decode steps run at a compiled batch size ({', '.join(map(str, BATCH_BUCKETS))}), "
+                             f"not {rows}")
+        with torch.no_grad():
+            _, positions = self.prefill(step, input_ids[:, :context], torch.ones_like(input_ids[:, :context]))
+        token, slot = input_ids[:, context:], torch.tensor([context], dtype=torch.long, device=input_ids.device)
+
+        def call() -> Any:
+            with torch.no_grad():
+                return self._call(step.compiled, token, step.mask, positions + 1, slot)
+
+        def rewind() -> None:
+            compat.rewind_static_cache(step.cache, context)  # every call decodes the same step
+
+        return call, rewind, step
+
+    # -- trust --------------------------------------------------------------------------------
+    def agreement(self, batch: Any, max_new_tokens: int, eager_output: Any) -> Dict[str, Any]:
+        """Graph vs eager on the same weights; raises GraphError when the logits disagree.
+
+        ``eager_output``: eager generate_fixed's ids for the same batch (prompt and new tokens).
+        """
+        import torch
+
+        rows, width = batch.input_ids.shape
+        step = self.step(batch_bucket(rows), cache_len_for(width + max_new_tokens))
+        ids, mask = _pad_rows(batch.input_ids, step.batch), _pad_rows(batch.attention_mask, step.batch)
+        eos = self.loaded.tokenizer.eos_id
+        with torch.no_grad():
+            logits, positions = self.prefill(step, ids, mask)
+            token = next_tokens(logits, eos)
+            slot = torch.tensor([width], dtype=torch.long, device=ids.device)
+            eager = step.eager(token, step.mask, positions + 1, slot).float()[:rows].cpu()
+            compat.rewind_static_cache(step.cache, width)  # the compiled step writes the same slot
+            graph = self._call(step.compiled, token, step.mask, positions + 1, slot).float()[:rows].cpu()
+        cosine = float(torch.nn.functional.cosine_similarity(eager, graph, dim=-1).min())
+        scale = float(eager.abs().max())
+        max_diff = float((eager - graph).abs().max())
+        graph_output = self.generate_fixed(self.loaded, batch, max_new_tokens)
+        same = (graph_output[:, width:].cpu() == eager_output[:, width:].cpu()).float().mean()
+        result = {
+            "logits_cosine": cosine,
+            "logits_max_abs_diff": max_diff,
+            "logits_scale": scale,
+            "greedy_token_agreement": float(same),
+            "tolerance": f"first decode step, every row: cosine >= {MIN_LOGITS_COSINE}, "
+                         f"max |diff| <= {MAX_LOGITS_REL_DIFF} x max |eager logit|",
+        }
+        if not (cosine >= MIN_LOGITS_COSINE and max_diff <= MAX_LOGITS_REL_DIFF * scale):
+            raise GraphError(
+                f"the compiled decode step disagrees with eager on the same weights: logits cosine {cosine:.6f} "
+                f"(>= {MIN_LOGITS_COSINE} needed), max |diff| {max_diff:.4g} vs max |logit| {scale:.4g} "
+                f"(<= {MAX_LOGITS_REL_DIFF:g}x needed); backend {self.backend.description}"
+            )
+        return result
+
+    def steps(self) -> List[CompiledStep]:
+        return list(self._steps.values())
+
+
+def _pad_rows(tensor: Any, rows: int) -> Any:
+    """Fill a batch up to ``rows`` rows with copies of its first row (their outputs are dropped)."""
+    import torch
+
+    missing = rows - tensor.shape[0]
+    if missing <= 0:
+        return tensor
+    return torch.cat([tensor, tensor[:1].expand(missing, -1)], dim=0)
+
+
+def graph_summary(runner: GraphRunner, steps: List[CompiledStep], agreement: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """What a graph test reports: backend, compile time and graphs of the shapes it ran."""
+    return {
+        "backend": runner.backend.name,
+        "description": runner.backend.description,
+        "compile_s": sum(s.compile_s for s in steps),
+        "graphs": sum(s.graphs for s in steps),
+        "shapes": [f"batch {s.batch} x cache {s.cache_len}" for s in steps],
+        "cache_len": max(s.cache_len for s in steps),
+        "agreement": agreement,
+        "versions": dict(runner.backend.versions),
+    }
