@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping
 
 from .compare import describe
 from .metrics import METRICS
-from .modes import GRAPH_COLUMNS, decode_text, graph_tests, graph_tolerance, row_label
+from .modes import GRAPH_COLUMNS, decode_text, graph_tests, graph_tolerance, row_label, wall_time_text
 from .report import (
     attention_details,
     by_kind_and_mode,
@@ -56,6 +56,9 @@ def markdown_summary(doc: Mapping[str, Any]) -> str:
         f"CANN {stack.get('cann_version')}, driver {stack.get('driver_version')}, transformers {stack.get('transformers')}",
         "",
     ]
+    wall = wall_time_text(run)
+    if wall:
+        lines += [wall[0].upper() + wall[1:], ""]
     listed = needs_attention(tests)
     if listed:
         lines += ["### Needs attention", ""]
@@ -162,6 +165,7 @@ def benchmark_json(doc: Mapping[str, Any], metric: str = "e2e_s") -> Dict[str, A
             "node": stack.get("platform"), "processor": stack.get("cpu_model"), "python_version": stack.get("python"),
             "npuperf_device": run.get("device"), "npuperf_device_name": run.get("device_name"),
             "npuperf_profile": run.get("profile"), "npuperf_stack": {k: v for k, v in stack.items() if k != "env"},
+            "npuperf_wall_time": run.get("wall_time") or {},
         },
         "commit_info": {},
         "benchmarks": benchmarks,

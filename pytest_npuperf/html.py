@@ -19,7 +19,7 @@ from .baseline import BaselineEntry, BaselineError, BaselineStore
 from .compare import describe
 from .fingerprint import stack_changes
 from .metrics import METRICS, format_value
-from .modes import GRAPH_COLUMNS, decode_text, execution_mode, graph_tolerance, row_label
+from .modes import GRAPH_COLUMNS, decode_text, execution_mode, graph_tolerance, row_label, wall_time_text
 from .report import (
     attention_details,
     by_kind,
@@ -107,6 +107,9 @@ def _header(doc: Mapping[str, Any]) -> str:
     settings = run.get("settings") or {}
     items = [("device", f"{run.get('device')} ({run.get('device_name')})"), ("profile", run.get("profile")),
              ("model", run.get("model")), ("preset", settings.get("preset")), ("started", run.get("started_at"))]
+    wall = wall_time_text(run)
+    if wall:
+        items.append(("wall time", wall[len("wall time: "):]))
     items += [(k, stack.get(k)) for k in ("torch", "torch_npu", "cann_version", "driver_version", "firmware_version",
                                           "transformers", "python", "cpu_model", "torch_threads")]
     env = stack.get("env") or {}

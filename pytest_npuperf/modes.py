@@ -1,13 +1,13 @@
 """Execution modes (eager, graph) as the reports show them. Pure: reads results-document tests.
 
-Which mode a test ran in, the graph section's rows (backend,
+Which mode a test ran in, the suite's wall time per mode, the graph section's rows (backend,
 compile time, graphs, static cache length, agreement with eager) and the decode step's fraction
 of the bandwidth roofline. A value a result does not carry is shown as '-', never estimated.
 """
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 Test = Mapping[str, Any]
 
@@ -45,6 +45,20 @@ def mode_label(kind: str, mode: str) -> str:
 def row_label(precision: str, mode: str) -> str:
     """A generation-matrix row: 'bf16' for eager, 'bf16 graph' for graph."""
     return precision if mode == EAGER else f"{precision} {mode}"
+
+
+# -- wall time -------------------------------------------------------------------------------------
+
+def wall_time_by_mode(call_s: Mapping[str, Sequence[float]]) -> Dict[str, Dict[str, Any]]:
+    """{mode: {'wall_s': total call seconds, 'tests': count}} for the results document's header."""
+    return {m: {"wall_s": round(sum(call_s[m]), 3), "tests": len(call_s[m])} for m in mode_order(list(call_s))}
+
+
+def wall_time_text(run: Mapping[str, Any]) -> str:
+    """'wall time: eager 95.2 s (87 tests), graph 301.4 s (30 tests)'; '' when the run did not record it."""
+    by_mode = run.get("wall_time") or {}
+    parts = [f"{m} {by_mode[m]['wall_s']:.1f} s ({by_mode[m]['tests']} tests)" for m in mode_order(list(by_mode))]
+    return "wall time: " + ", ".join(parts) if parts else ""
 
 
 # -- decode roofline -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from .modes import (
     mode_label,
     mode_order,
     row_label,
+    wall_time_text,
 )
 from .outcome import TestOutcome, related_regressions
 from .stats import REGRESSED, UNCONFIRMED, median, robust_cv
@@ -365,6 +366,9 @@ def terminal_summary(doc: Mapping[str, Any], mode: str = "attention") -> List[st
     if not tests:
         return []
     lines = [_header_line(doc)]
+    wall = wall_time_text(doc.get("run", {}))
+    if wall:
+        lines.append(wall)
     related = related_slowdowns(tests)
     for word, t in needs_attention(tests):
         lines.append(f"{word} {short_id(t['test_id'])} ({test_kind(t)}): {t['test_id']}")

@@ -1,10 +1,13 @@
 """Graph mode and the decode roofline in the reports: terminal summary, HTML, Markdown, results JSON.
 
 Synthetic results documents carry the keys graph mode adds (execution_mode, the decode fractions,
-extra['graph']); one old result lacks them all. No timing.
+extra['graph'], the run's wall time per mode); one old result lacks them all. No timing.
 """
 
+import json
 import re
+
+import pytest
 
 from pytest_npuperf.compare import Comparison
 from pytest_npuperf.export import markdown_summary
@@ -17,6 +20,7 @@ GRAPH = {"backend": "inductor", "description": "torch.compile(backend=inductor, 
          "compile_s": 12.5, "graphs": 2, "cache_len": 160,
          "agreement": {"logits_max_abs_diff": 0.00123, "logits_cosine": 0.9999871, "greedy_token_agreement": None,
                        "tolerance": "cosine >= 0.999"}}
+WALL = {"eager": {"wall_s": 95.24, "tests": 3}, "graph": {"wall_s": 301.4, "tests": 2}}
 
 
 def _outcome(test_id, batch_size, tokens_per_s, extra, mode="eager-greedy-fixed-length"):
@@ -26,7 +30,7 @@ def _outcome(test_id, batch_size, tokens_per_s, extra, mode="eager-greedy-fixed-
                        Comparison("NO_BASELINE"))
 
 
-def _doc():
+def _doc(wall=WALL):
     gen = "perf_tests/test_generation.py::test_generate"
     outcomes = [
         _outcome(f"{gen}[bf16-bs1-zh_qa]", 1, 40.0, {"execution_mode": "eager", "decode_gb_s": 11.0,
@@ -42,18 +46,21 @@ def _doc():
         _outcome("perf_tests/test_steps.py::test_decode[bf16-decode-bs1-ctx512]", 1, 1.0, {}, mode="step-decode"),
     ]
     header = {"profile": "cpu-X", "model": "tiny", "device": "cpu", "device_name": "x86", "stack": {}}
+    if wall is not None:
+        header["wall_time"] = wall
     return results_document(header, outcomes)
 
 
 def test_terminal_summary_shows_modes_side_by_side_the_decode_fraction_and_the_graph_section():
     lines = terminal_summary(_doc())
-    assert lines[1:5] == [
+    assert lines[1] == "wall time: eager 95.2 s (3 tests), graph 301.4 s (2 tests)"
+    assert lines[2:6] == [
         "verdicts: NO_BASELINE 5",
         "generation: 2 tests: NO_BASELINE 2",
         "generation (graph): 1 tests: NO_BASELINE 1",
         "steps: 1 tests: NO_BASELINE 1",
     ]
-    assert lines[5] == "steps (graph): 1 tests: NO_BASELINE 1"
+    assert lines[6] == "steps (graph): 1 tests: NO_BASELINE 1"
     start = lines.index("generation zh_qa: output tokens/s and e2e latency (change vs baseline; graph/eager: "
                         "tokens/s speedup; decode: fraction of the calibrated copy bandwidth and of the "
                         "published HBM peak)")
@@ -86,11 +93,11 @@ def test_a_graph_test_that_errored_before_its_result_is_counted_as_graph_by_its_
         ["bf16-bs2-zh_qa-graph", "-", "-"]]
 
 
-def test_old_results_print_as_before_eager_only_without_decode_rows():
-    doc = _doc()
+def test_old_results_print_as_before_eager_only_without_decode_rows_or_wall_time():
+    doc = _doc(wall=None)
     doc["tests"] = [t for t in doc["tests"] if not t["result"]["extra"]]
     lines = terminal_summary(doc)
-    assert not any(line.startswith("graph mode") or "(graph)" in line for line in lines)
+    assert not any(line.startswith(("wall time", "graph mode")) or "(graph)" in line for line in lines)
     assert lines[1:5] == [
         "verdicts: NO_BASELINE 2",
         "generation: 1 tests: NO_BASELINE 1",
@@ -100,13 +107,14 @@ def test_old_results_print_as_before_eager_only_without_decode_rows():
     assert [line.split() for line in lines[5:]] == [
         ["precision", "bs8"], ["bf16", "tok/s", "200.00"], ["e2e", "1280.00ms"]]
     html = render_html(doc)
-    assert 'id="graph"' not in html and "<small>decode" not in html
+    assert 'id="graph"' not in html and "<small>decode" not in html and "wall time" not in html
     markdown = markdown_summary(doc)
-    assert "Graph mode" not in markdown and "<br>decode" not in markdown
+    assert "Wall time" not in markdown and "Graph mode" not in markdown and "<br>decode" not in markdown
 
 
-def test_html_has_modes_side_by_side_decode_fraction_and_graph_section():
+def test_html_has_wall_time_modes_side_by_side_decode_fraction_and_graph_section():
     text = render_html(_doc())
+    assert "<dt>wall time</dt><dd>eager 95.2 s (3 tests), graph 301.4 s (2 tests)</dd>" in text
     assert re.search(r'<td class="l">bf16</td><td>40\.00 tok/s<br>800\.00ms<br><small>decode 38% copy, 30% peak'
                      r'</small></td><td>200\.00 tok/s<br>1280\.00ms<br><small>decode -</small></td></tr>', text)
     assert re.search(r'<td class="l">bf16 graph</td><td>80\.00 tok/s<br>400\.00ms<br><small>decode 76% copy, - peak'
@@ -118,8 +126,9 @@ def test_html_has_modes_side_by_side_decode_fraction_and_graph_section():
     assert text.count("data:image/png") == 1  # one scaling chart for bf16, the graph line dashed in it
 
 
-def test_markdown_has_modes_side_by_side_decode_fraction_and_graph_table():
+def test_markdown_has_wall_time_modes_side_by_side_decode_fraction_and_graph_table():
     lines = markdown_summary(_doc()).splitlines()
+    assert "Wall time: eager 95.2 s (3 tests), graph 301.4 s (2 tests)" in lines
     counts = lines.index("| kind | tests | verdicts |")
     assert lines[counts + 2:counts + 6] == [
         "| generation | 2 | ➖ NO_BASELINE 2 |", "| generation (graph) | 1 | ➖ NO_BASELINE 1 |",
@@ -146,3 +155,37 @@ def test_the_change_of_compile_time_vs_the_baseline_is_shown_when_judged():
     graph["comparison"]["verdicts"] = [{"metric": "compile_s", "status": "OK", "change": 0.05}]
     assert any(line.split()[:3] == ["bf16-bs1-zh_qa-graph", "inductor", "12.50s"] and "(+5.0%)" in line
                for line in terminal_summary(doc))
+
+
+def test_benchmark_json_carries_the_wall_time_per_mode():
+    from pytest_npuperf.export import benchmark_json
+
+    assert benchmark_json(_doc())["machine_info"]["npuperf_wall_time"] == WALL
+
+
+MODE_SUITE = """
+import pytest
+
+pytestmark = pytest.mark.npu
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+@pytest.mark.parametrize("batch_size", [1, 8], ids=lambda b: f"bs{b}")
+def test_generate(npuperf, batch_size, mode):
+    npuperf.generate(precision="bf16", batch_size=batch_size, workload="zh_qa")
+
+def test_plain(npuperf):
+    npuperf.generate(precision="bf16", batch_size=1, workload="en_qa")
+"""
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "xdist"])
+def test_wall_time_per_mode_comes_from_the_mode_parameter(npt, workers):
+    if workers:
+        pytest.importorskip("xdist")
+    npt.fake(MODE_SUITE)
+    result = npt.run(*workers, NPUPERF_FAKE_DEVICES="2")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["npuperf: 5 tests on *", "wall time: eager * s (3 tests), graph * s (2 tests)"])
+    wall = json.loads((npt.path / "results.json").read_text())["run"]["wall_time"]
+    assert sorted(wall) == ["eager", "graph"] and [wall[m]["tests"] for m in ("eager", "graph")] == [3, 2]
+    assert all(wall[m]["wall_s"] >= 0 for m in wall)
