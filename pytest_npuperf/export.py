@@ -12,15 +12,21 @@ from typing import Any, Dict, List, Mapping
 
 from .compare import describe
 from .metrics import METRICS
+from .modes import GRAPH_COLUMNS, decode_text, graph_tests, graph_tolerance, row_label, wall_time_text
 from .report import (
     attention_details,
-    by_kind,
+    by_kind_and_mode,
     generation_matrix,
+    graph_rows,
+    has_decode,
     matrix_cell,
+    matrix_title,
     needs_attention,
     related_slowdowns,
+    row_modes,
     sample_median,
     short_id,
+    speedup_text,
     test_kind,
     verdict_counts,
 )
@@ -50,6 +56,9 @@ def markdown_summary(doc: Mapping[str, Any]) -> str:
         f"CANN {stack.get('cann_version')}, driver {stack.get('driver_version')}, transformers {stack.get('transformers')}",
         "",
     ]
+    wall = wall_time_text(run)
+    if wall:
+        lines += [wall[0].upper() + wall[1:], ""]
     listed = needs_attention(tests)
     if listed:
         lines += ["### Needs attention", ""]
@@ -66,16 +75,42 @@ def markdown_summary(doc: Mapping[str, Any]) -> str:
     else:
         lines += ["Nothing needs attention.", ""]
     lines += ["Verdicts: " + _counts(verdict_counts(tests)), "", "| kind | tests | verdicts |", "|---|---|---|"]
-    lines += [f"| {kind} | {len(group)} | {_counts(verdict_counts(group))} |" for kind, group in by_kind(tests).items()]
+    lines += [f"| {kind} | {len(group)} | {_counts(verdict_counts(group))} |"
+              for kind, group in by_kind_and_mode(tests).items()]
     for name, by_precision in generation_matrix(tests).items():
         batches = sorted({b for row in by_precision.values() for b in row})
-        lines += ["", f"### Generation, {name}: output tokens/s and e2e latency (change vs baseline)", "",
+        decode = has_decode(by_precision)
+        lines += ["", f"### Generation, {name}: {matrix_title(by_precision)}", "",
                   "| precision | " + " | ".join(f"bs{b}" for b in batches) + " |", "|---|" + "---|" * len(batches)]
         for precision, row in by_precision.items():
-            cells = [f"{matrix_cell(row.get(b), 'tokens_per_s')} tok/s<br>{matrix_cell(row.get(b), 'e2e_s')}"
-                     if row.get(b) else "-" for b in batches]
-            lines.append(f"| {precision} | " + " | ".join(cells) + " |")
+            modes = row_modes(row)
+            for mode in modes:
+                cells = [_matrix_cell(row.get(b, {}).get(mode), decode) for b in batches]
+                lines.append(f"| {row_label(precision, mode)} | " + " | ".join(cells) + " |")
+            if {"eager", "graph"} <= set(modes):
+                lines.append(f"| {precision} graph/eager | " + " | ".join(speedup_text(row.get(b)) for b in batches) + " |")
+    lines += _graph_table(tests)
     return "\n".join(lines) + "\n"
+
+
+def _matrix_cell(cell: Any, decode: bool) -> str:
+    if not cell:
+        return "-"
+    text = f"{matrix_cell(cell, 'tokens_per_s')} tok/s<br>{matrix_cell(cell, 'e2e_s')}"
+    return text + (f"<br>decode {decode_text(cell['test'])}" if decode else "")
+
+
+def _graph_table(tests: List[Mapping[str, Any]]) -> List[str]:
+    rows = graph_rows(tests)
+    if not rows:
+        return []
+    columns = [c.replace("|", "\\|") for c in GRAPH_COLUMNS] + ["tolerance"]
+    lines = ["", f"### Graph mode: {len(rows)} tests, compilation and agreement with eager", "",
+             "| " + " | ".join(columns) + " |", "|---|---|" + "---|" * (len(columns) - 2)]
+    for row, t in zip(rows, graph_tests(tests)):
+        cells = [f"`{row[0]}`"] + row[1:] + [graph_tolerance(t) or "-"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines
 
 
 def _quartiles(data: List[float]) -> List[float]:
@@ -130,6 +165,7 @@ def benchmark_json(doc: Mapping[str, Any], metric: str = "e2e_s") -> Dict[str, A
             "node": stack.get("platform"), "processor": stack.get("cpu_model"), "python_version": stack.get("python"),
             "npuperf_device": run.get("device"), "npuperf_device_name": run.get("device_name"),
             "npuperf_profile": run.get("profile"), "npuperf_stack": {k: v for k, v in stack.items() if k != "env"},
+            "npuperf_wall_time": run.get("wall_time") or {},
         },
         "commit_info": {},
         "benchmarks": benchmarks,

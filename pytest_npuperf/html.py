@@ -19,16 +19,22 @@ from .baseline import BaselineEntry, BaselineError, BaselineStore
 from .compare import describe
 from .fingerprint import stack_changes
 from .metrics import METRICS, format_value
+from .modes import GRAPH_COLUMNS, decode_text, execution_mode, graph_tolerance, row_label, wall_time_text
 from .report import (
     attention_details,
     by_kind,
     change_text,
     generation_matrix,
+    graph_rows,
+    has_decode,
+    matrix_title,
     needs_attention,
     related_slowdowns,
+    row_modes,
     sample_median,
     sample_values,
     short_id,
+    speedup_text,
     test_kind,
     verdict_counts,
     verdict_of,
@@ -101,6 +107,9 @@ def _header(doc: Mapping[str, Any]) -> str:
     settings = run.get("settings") or {}
     items = [("device", f"{run.get('device')} ({run.get('device_name')})"), ("profile", run.get("profile")),
              ("model", run.get("model")), ("preset", settings.get("preset")), ("started", run.get("started_at"))]
+    wall = wall_time_text(run)
+    if wall:
+        items.append(("wall time", wall[len("wall time: "):]))
     items += [(k, stack.get(k)) for k in ("torch", "torch_npu", "cann_version", "driver_version", "firmware_version",
                                           "transformers", "python", "cpu_model", "torch_threads")]
     env = stack.get("env") or {}
@@ -213,9 +222,10 @@ def _serving_table(tests: Sequence[Mapping[str, Any]]) -> str:
     return _table(head, rows)
 
 
-def _study_cell(test: Optional[Mapping[str, Any]], cell: Optional[Mapping[str, Any]]) -> str:
-    if not cell or test is None:
+def _study_cell(cell: Optional[Mapping[str, Any]], decode: bool) -> str:
+    if not cell:
         return "<td>-</td>"
+    test = cell["test"]
     parts = []
     for metric in ("tokens_per_s", "e2e_s"):
         v = verdict_of(test, metric)
@@ -226,22 +236,28 @@ def _study_cell(test: Optional[Mapping[str, Any]], cell: Optional[Mapping[str, A
         unit = " tok/s" if metric == "tokens_per_s" else ""
         parts.append(f"{format_value(METRICS[metric], cell[metric])}{unit}{base}"
                      + (f' <span style="color:{colour}">{change_text(change)}</span>' if change is not None else ""))
-    return f"<td>{parts[0]}<br>{parts[1]}</td>"
+    if decode:
+        parts.append(f"<small>decode {_esc(decode_text(test))}</small>")
+    return f"<td>{'<br>'.join(parts)}</td>"
 
 
 def _generation(tests: Sequence[Mapping[str, Any]]) -> str:
-    """The study's tables: per workload, precision x batch size, tokens/s and e2e with baseline and change."""
-    index: Dict[Tuple[str, str, int], Mapping[str, Any]] = {}
-    for t in tests:
-        if t.get("result"):
-            w = t["result"]["workload"]
-            index[((w.get("prompt_ids") or ["?"])[0], w["precision"], int(w["batch_size"]))] = t
+    """The study's tables: per workload, precision x batch size, tokens/s and e2e with baseline and
+    change; a graph row under each eager one and the graph/eager speedup where both ran."""
     out = []
     for name, by_precision in generation_matrix(tests).items():
         batches = sorted({b for row in by_precision.values() for b in row})
-        rows = [f'<tr><td class="l">{_esc(p)}</td>' + "".join(_study_cell(index.get((name, p, b)), row.get(b)) for b in batches)
-                + "</tr>" for p, row in by_precision.items()]
-        out.append(f"<h3>{_esc(name)}</h3>" + _table(["precision"] + [f"bs{b}" for b in batches], rows))
+        decode = has_decode(by_precision)
+        rows = []
+        for p, row in by_precision.items():
+            modes = row_modes(row)
+            rows += [f'<tr><td class="l">{_esc(row_label(p, m))}</td>'
+                     + "".join(_study_cell(row.get(b, {}).get(m), decode) for b in batches) + "</tr>" for m in modes]
+            if {"eager", "graph"} <= set(modes):
+                rows.append(f'<tr><td class="l">{_esc(p)} graph/eager</td>'
+                            + "".join(f"<td>{speedup_text(row.get(b))}</td>" for b in batches) + "</tr>")
+        out.append(f"<h3>{_esc(name)}</h3><p><small>{_esc(matrix_title(by_precision))}</small></p>"
+                   + _table(["precision"] + [f"bs{b}" for b in batches], rows))
     return "".join(out) + _scaling(tests)
 
 
@@ -253,14 +269,17 @@ def _scaling(tests: Sequence[Mapping[str, Any]]) -> str:
     by_precision: Dict[str, Dict[str, Dict[int, Mapping[str, Any]]]] = defaultdict(dict)
     for name, rows in matrix.items():
         for precision, row in rows.items():
-            by_precision[precision][name] = row
+            for mode in row_modes(row):
+                cells = {b: c[mode] for b, c in row.items() if mode in c and c[mode]["tokens_per_s"] is not None}
+                by_precision[precision][name if mode == "eager" else f"{name} {mode}"] = cells
     out = []
     for precision, workloads in by_precision.items():
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 2.6))
         for name, row in sorted(workloads.items()):
             batches = sorted(row)
-            ax1.plot(batches, [row[b]["tokens_per_s"] for b in batches], marker="o", label=name)
-            ax2.plot(batches, [row[b]["e2e_s"] * 1e3 for b in batches], marker="o", label=name)
+            style = "--" if name.endswith(" graph") else "-"
+            ax1.plot(batches, [row[b]["tokens_per_s"] for b in batches], style, marker="o", label=name)
+            ax2.plot(batches, [row[b]["e2e_s"] * 1e3 for b in batches], style, marker="o", label=name)
         for ax, label in ((ax1, "output tokens/s"), (ax2, "e2e latency ms")):
             ax.set_xlabel("batch size")
             ax.set_ylabel(label)
@@ -275,8 +294,15 @@ def _scaling(tests: Sequence[Mapping[str, Any]]) -> str:
 _SECTIONS = {"generation": _generation, "steps": _kernel_table, "operators": _kernel_table, "serving": _serving_table}
 
 
+def _counts(tests: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in verdict_counts(tests).items())
+
+
 def _section(kind: str, tests: Sequence[Mapping[str, Any]]) -> str:
-    counts = ", ".join(f"{k} {v}" for k, v in verdict_counts(tests).items())
+    counts = _counts(tests)
+    graph = [t for t in tests if execution_mode(t) == "graph"]
+    if graph:
+        counts += f"; graph mode {len(graph)}: {_counts(graph)}"
     listed = needs_attention(tests)
     render = _SECTIONS.get(kind)
     if kind != "generation":  # the tests that need attention head their table
@@ -286,6 +312,18 @@ def _section(kind: str, tests: Sequence[Mapping[str, Any]]) -> str:
     opened = " open" if listed or kind == "generation" else ""
     return (f'<details id="kind-{_esc(kind)}"{opened}><summary>{_esc(kind)}: {len(tests)} tests ({_esc(counts)})'
             f"</summary>{body}</details>")
+
+
+def _graph(tests: Sequence[Mapping[str, Any]]) -> str:
+    """Per graph-mode test: backend, compile time, graphs, static cache length, agreement with eager."""
+    rows = graph_rows(tests)
+    if not rows:
+        return ""
+    graph = [t for t in tests if execution_mode(t) == "graph"]
+    body = ["<tr>" + "".join(f'<td class="l">{_esc(c)}</td>' if i < 2 else f"<td>{_esc(c)}</td>" for i, c in enumerate(row))
+            + f'<td class="l">{_esc(graph_tolerance(t) or "-")}</td></tr>' for row, t in zip(rows, graph)]
+    return (f'<details id="graph" open><summary>graph mode: {len(rows)} tests: compilation and agreement with eager'
+            f"</summary>{_table(list(GRAPH_COLUMNS) + ['tolerance'], body)}</details>")
 
 
 # -- history ---------------------------------------------------------------------------------------
@@ -350,7 +388,7 @@ def render_html(doc: Mapping[str, Any], store: Optional[BaselineStore] = None) -
     matplotlib.use("Agg")
     tests = list(doc.get("tests", []))
     entries = _entries(doc, store)
-    sections = "".join(_section(kind, group) for kind, group in by_kind(tests).items())
+    sections = "".join(_section(kind, group) for kind, group in by_kind(tests).items()) + _graph(tests)
     charts = _history(tests, entries)
     history = (f'<details id="history"{" open" if "<figure>" in charts else ""}><summary>the headline metric: '
                f"tokens/s of generation, time of steps and operators, TTFT p50 of serving</summary>{charts}</details>")

@@ -174,6 +174,12 @@ def _uses_npuperf(item: pytest.Item) -> bool:
     return "npuperf" in getattr(item, "fixturenames", ())
 
 
+def _mode_of(item: pytest.Item) -> str:
+    """The execution mode a suite test is parametrized with ('mode'); eager without one."""
+    callspec = getattr(item, "callspec", None)
+    return str((callspec.params.get("mode") if callspec is not None else None) or "eager")
+
+
 PROGRESS_EVERY_S = 60.0
 
 
@@ -200,6 +206,7 @@ class NpuPerfPlugin:
         self.pending: List[str] = []  # the test file of each perf test not yet reported
         self.durations: Dict[str, List[float]] = {}  # per test file: seconds of each finished test
         self.kinds: Dict[str, str] = {}  # test file -> kind of test, once one has finished
+        self.call_s: Dict[str, List[float]] = {}  # execution mode -> call seconds of each perf test
         self.reporter: Any = None
         self.progress_every_s = 0.0  # 0: a line per test (-v); on an accelerator, every minute otherwise
 
@@ -248,20 +255,24 @@ class NpuPerfPlugin:
         outcome = self.perf.outcomes.get(item.nodeid)
         if outcome is not None and report.when == "call":
             report.npuperf_outcome = outcome.to_dict()  # travels to the xdist controller
+        if report.when == "call" and _uses_npuperf(item):
+            report.npuperf_mode = _mode_of(item)  # so does this, for the wall time per mode
         return report
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_to_serializable(self, config: pytest.Config, report: Any) -> Generator[None, Any, Any]:
         data = yield
-        if data is not None and getattr(report, "npuperf_outcome", None) is not None:
-            data["npuperf_outcome"] = report.npuperf_outcome
+        for key in ("npuperf_outcome", "npuperf_mode"):
+            if data is not None and getattr(report, key, None) is not None:
+                data[key] = getattr(report, key)
         return data
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_from_serializable(self, config: pytest.Config, data: Any) -> Generator[None, Any, Any]:
         report = yield
-        if report is not None and isinstance(data, dict) and "npuperf_outcome" in data:
-            report.npuperf_outcome = data["npuperf_outcome"]
+        for key in ("npuperf_outcome", "npuperf_mode"):
+            if report is not None and isinstance(data, dict) and key in data:
+                setattr(report, key, data[key])
         return report
 
     def check_health(self) -> None:
@@ -277,6 +288,8 @@ class NpuPerfPlugin:
         warnings.warn(NpuPerfWarning(text), stacklevel=2)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and getattr(report, "npuperf_mode", None) is not None:
+            self.call_s.setdefault(report.npuperf_mode, []).append(report.duration)
         outcome = self.perf.outcomes.get(report.nodeid)
         if outcome is None and getattr(report, "npuperf_outcome", None) is not None:
             from .outcome import TestOutcome
@@ -377,6 +390,7 @@ class NpuPerfPlugin:
             self.messages.append(f"npuperf: HTML report written to {s.html_path}")
 
     def _run_header(self) -> Dict[str, Any]:
+        from .modes import wall_time_by_mode
         from .session import utc_now
 
         self.resolve_preset()
@@ -387,6 +401,7 @@ class NpuPerfPlugin:
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in s.__dict__.items()},
             "stack": self.perf.stack,
             "model": self.perf.model_name,
+            "wall_time": wall_time_by_mode(self.call_s),
         }
         try:
             device = self.perf.device()

@@ -11,6 +11,18 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .compare import NO_PROCESS_NOISE
 from .metrics import METRICS, format_value
+from .modes import (
+    GRAPH_COLUMNS,
+    decode_text,
+    execution_mode,
+    graph_row,
+    graph_tests,
+    has_decode_fraction,
+    mode_label,
+    mode_order,
+    row_label,
+    wall_time_text,
+)
 from .outcome import TestOutcome, related_regressions
 from .stats import REGRESSED, UNCONFIRMED, median, robust_cv
 
@@ -20,6 +32,7 @@ SUMMARY_METRICS = (
     "e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_allocated_bytes", "peak_rss_bytes",
     "fidelity_kl", "fidelity_top1", "fidelity_cosine", "fidelity_greedy_agreement", "time_s", "achieved_tflops", "achieved_gb_s",
     "serving_ttft_p50_s", "serving_tpot_p50_s", "serving_tokens_per_s", "goodput_rps",
+    "compile_s", "graph_compiles",
 )
 _COLUMNS = ("test", "metric", "median", "spread", "baseline", "change", "tol", "p", "verdict")
 
@@ -115,6 +128,18 @@ def by_kind(tests: Sequence[Test]) -> Dict[str, List[Test]]:
     return {k: groups[k] for k in order if k in groups}
 
 
+def by_kind_and_mode(tests: Sequence[Test]) -> Dict[str, List[Test]]:
+    """by_kind, each kind's graph-mode tests in a group of their own after it: 'generation (graph)'."""
+    groups: Dict[str, List[Test]] = {}
+    for kind, group in by_kind(tests).items():
+        modes: Dict[str, List[Test]] = {}
+        for t in group:
+            modes.setdefault(execution_mode(t), []).append(t)
+        for mode in mode_order(list(modes)):
+            groups[mode_label(kind, mode)] = modes[mode]
+    return groups
+
+
 def attention_details(test: Test) -> List[str]:
     """What a reader needs next to a listed test: the error, mismatch, budget, confirmation, stack."""
     comparison = test.get("comparison") or {}
@@ -138,26 +163,52 @@ def related_slowdowns(tests: Sequence[Test]) -> List[str]:
     return related_regressions({t["test_id"]: TestOutcome.from_dict(t) for t in tests})
 
 
-# -- the study's generation matrix: precision x batch size, per workload -------------------------
+# -- the study's generation matrix: precision x batch size, per workload, eager and graph ---------
 
-Cell = Dict[str, Optional[float]]
+Cell = Dict[str, Any]
 
 
-def generation_matrix(tests: Sequence[Test]) -> Dict[str, Dict[str, Dict[int, Cell]]]:
-    """workload -> precision -> batch size -> tokens/s and e2e medians with their change vs baseline."""
-    table: Dict[str, Dict[str, Dict[int, Cell]]] = {}
+def generation_matrix(tests: Sequence[Test]) -> Dict[str, Dict[str, Dict[int, Dict[str, Cell]]]]:
+    """workload -> precision -> batch size -> execution mode -> cell: tokens/s and e2e medians with
+    their change vs baseline, and the test itself (``cell['test']``)."""
+    table: Dict[str, Dict[str, Dict[int, Dict[str, Cell]]]] = {}
     for t in tests:
         if test_kind(t) != "generation" or not t.get("result"):
             continue
         workload = t["result"]["workload"]
-        cell: Cell = {}
+        cell: Cell = {"test": t}
         for metric in ("tokens_per_s", "e2e_s"):
             cell[metric] = sample_median(t, metric)
             v = verdict_of(t, metric)
             cell[f"{metric}_change"] = v.get("change") if v else None
         name = (workload.get("prompt_ids") or ["?"])[0]
-        table.setdefault(name, {}).setdefault(workload["precision"], {})[int(workload["batch_size"])] = cell
+        row = table.setdefault(name, {}).setdefault(workload["precision"], {})
+        row.setdefault(int(workload["batch_size"]), {})[execution_mode(t)] = cell
     return table
+
+
+def row_modes(row: Mapping[int, Mapping[str, Cell]]) -> List[str]:
+    """The execution modes that ran in one precision's row, eager first."""
+    return mode_order([m for cells in row.values() for m in cells])
+
+
+def has_decode(by_precision: Mapping[str, Mapping[int, Mapping[str, Cell]]]) -> bool:
+    """Whether any result of a workload's table carries the decode roofline fractions."""
+    return any(has_decode_fraction(c["test"]) for row in by_precision.values() for cells in row.values()
+               for c in cells.values())
+
+
+def speedup(cells: Optional[Mapping[str, Cell]]) -> Optional[float]:
+    """Graph over eager tokens/s of one cell, where both ran in this run."""
+    if not cells or "eager" not in cells or "graph" not in cells:
+        return None
+    eager, graph = cells["eager"].get("tokens_per_s"), cells["graph"].get("tokens_per_s")
+    return graph / eager if eager and graph is not None else None
+
+
+def speedup_text(cells: Optional[Mapping[str, Cell]]) -> str:
+    ratio = speedup(cells)
+    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def change_text(change: Optional[float]) -> str:
@@ -173,6 +224,17 @@ def matrix_cell(cell: Optional[Cell], metric: str) -> str:
     return f"{value} ({change})" if change else value
 
 
+def matrix_title(by_precision: Mapping[str, Mapping[int, Mapping[str, Cell]]]) -> str:
+    """What a workload's table shows, beyond tokens/s and e2e."""
+    modes = {m for row in by_precision.values() for m in row_modes(row)}
+    notes = ["change vs baseline"]
+    if {"eager", "graph"} <= modes:
+        notes.append("graph/eager: tokens/s speedup")
+    if has_decode(by_precision):
+        notes.append("decode: fraction of the calibrated copy bandwidth and of the published HBM peak")
+    return "output tokens/s and e2e latency (" + "; ".join(notes) + ")"
+
+
 def _aligned(rows: List[List[str]], left: int = 1) -> List[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     fmt = "  ".join(f"{{:{'<' if i < left else '>'}{w}}}" for i, w in enumerate(widths))
@@ -180,17 +242,42 @@ def _aligned(rows: List[List[str]], left: int = 1) -> List[str]:
 
 
 def matrix_lines(tests: Sequence[Test]) -> List[str]:
-    """One table per workload as the study printed them: rows precision (tokens/s, e2e), columns batch."""
+    """One table per workload as the study printed them: rows precision (tokens/s, e2e), columns
+    batch; a graph row under each eager one, and the graph/eager speedup where both ran."""
     lines: List[str] = []
     for name, by_precision in generation_matrix(tests).items():
         batches = sorted({b for row in by_precision.values() for b in row})
+        decode = has_decode(by_precision)
         rows = [["precision", ""] + [f"bs{b}" for b in batches]]
         for precision, row in by_precision.items():
-            rows.append([precision, "tok/s"] + [matrix_cell(row.get(b), "tokens_per_s") for b in batches])
-            rows.append(["", "e2e"] + [matrix_cell(row.get(b), "e2e_s") for b in batches])
-        lines.append(f"generation {name}: output tokens/s and e2e latency (change vs baseline)")
+            modes = row_modes(row)
+            for mode in modes:
+                cells = [row.get(b, {}).get(mode) for b in batches]
+                rows.append([row_label(precision, mode), "tok/s"] + [matrix_cell(c, "tokens_per_s") for c in cells])
+                rows.append(["", "e2e"] + [matrix_cell(c, "e2e_s") for c in cells])
+                if decode:
+                    rows.append(["", "decode"] + [decode_text(c["test"]) if c else "-" for c in cells])
+            if {"eager", "graph"} <= set(modes):
+                rows.append(["", "graph/eager"] + [speedup_text(row.get(b)) for b in batches])
+        lines.append(f"generation {name}: {matrix_title(by_precision)}")
         lines += ["  " + line for line in _aligned(rows, left=2)]
     return lines
+
+
+def graph_rows(tests: Sequence[Test]) -> List[List[str]]:
+    """One row per graph-mode test (GRAPH_COLUMNS)."""
+    return [graph_row(t, short_id(t["test_id"]), change_text((verdict_of(t, "compile_s") or {}).get("change")))
+            for t in graph_tests(tests)]
+
+
+def graph_lines(tests: Sequence[Test]) -> List[str]:
+    """The graph section: backend, compile time, graph count, static cache length, agreement with eager."""
+    rows = graph_rows(tests)
+    if not rows:
+        return []
+    title = (f"graph mode: {len(rows)} tests: backend, compile time (change vs baseline), graphs compiled, "
+             "static KV cache length, agreement with eager (logits cosine, max |diff|, greedy tokens)")
+    return [title] + ["  " + line for line in _aligned([list(GRAPH_COLUMNS)] + rows, left=2)]
 
 
 # -- terminal summary ------------------------------------------------------------------------------
@@ -211,7 +298,7 @@ def metric_rows(test: Test) -> List[List[str]]:
     rows = []
     for name in SUMMARY_METRICS:
         values = sample_values(test, name)
-        if not values:
+        if not values or name not in METRICS:  # a metric this version does not know
             continue
         metric, v = METRICS[name], verdict_of(test, name)
         rows.append([
@@ -273,11 +360,15 @@ def _header_line(doc: Mapping[str, Any]) -> str:
 
 def terminal_summary(doc: Mapping[str, Any], mode: str = "attention") -> List[str]:
     """The run's summary: header, what needs attention (verdict word first), the verdict counts,
-    one line per kind of test, the study's generation matrix; ``mode='full'`` adds every metric row."""
+    one line per kind of test (graph mode apart), the study's generation matrix (eager and graph), the
+    graph tests' compilation and agreement; ``mode='full'`` adds every metric row."""
     tests = doc.get("tests", [])
     if not tests:
         return []
     lines = [_header_line(doc)]
+    wall = wall_time_text(doc.get("run", {}))
+    if wall:
+        lines.append(wall)
     related = related_slowdowns(tests)
     for word, t in needs_attention(tests):
         lines.append(f"{word} {short_id(t['test_id'])} ({test_kind(t)}): {t['test_id']}")
@@ -288,9 +379,10 @@ def terminal_summary(doc: Mapping[str, Any], mode: str = "attention") -> List[st
         if word == REGRESSED and test_kind(t) in ("generation", "serving") and related:
             lines.append("    steps and operators that got slower in this run: " + "; ".join(related))
     lines.append("verdicts: " + counts_text(verdict_counts(tests)))
-    for kind, group in by_kind(tests).items():
+    for kind, group in by_kind_and_mode(tests).items():
         lines.append(f"{kind}: {len(group)} tests: {counts_text(verdict_counts(group))}")
     lines += matrix_lines(tests)
+    lines += graph_lines(tests)
     if mode == "full":
         lines += table_lines(tests)
     return lines
