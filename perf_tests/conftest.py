@@ -1,15 +1,19 @@
 """Shape the suite by the preset, and order it.
 
 The quick preset keeps its own workloads (settings) and the cases not marked ``full_only``;
-operators and steps run first, so that a failing generation test can name the operators and
-steps that regressed with it.
+``--npuperf-mode`` keeps the execution modes asked for (eager, graph or both);
+tests run precision by precision (each model is loaded, and each graph shape compiled, once), and
+within a precision operators and steps run first, so that a failing generation test can name the
+operators and steps that regressed with it.
 """
 
 import pytest
 
 from pytest_npuperf.plugin import get_settings
+from pytest_npuperf.precision import PRECISIONS
 
 ORDER = {"test_ops.py": 0, "test_steps.py": 1}
+PRECISION_ORDER = list(PRECISIONS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -22,9 +26,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     quick = settings.preset == "quick"
     selected, deselected = [], []
     for item in items:
-        workload = getattr(item, "callspec", None) and item.callspec.params.get("workload")
-        drop = (workload and workload not in keep) or (quick and item.get_closest_marker("full_only"))
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        workload = params.get("workload")
+        drop = ((workload and workload not in keep) or (quick and item.get_closest_marker("full_only"))
+                or params.get("mode", "eager") not in settings.modes)
         (deselected if drop else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-    items[:] = sorted(selected, key=lambda item: ORDER.get(item.path.name, 2))  # stable within a file
+    items[:] = sorted(selected, key=_order)  # stable within a file
+
+
+def _order(item: pytest.Item) -> tuple:
+    """Precision by precision (one model load, and one compilation per graph shape, each), and
+    within one: operators, steps, then the rest."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    precision = params.get("precision")
+    rank = PRECISION_ORDER.index(precision) if precision in PRECISION_ORDER else len(PRECISION_ORDER)
+    return rank, ORDER.get(item.path.name, 2)

@@ -17,8 +17,16 @@ NEW_TOKENS = 32
 RATES = (20.0, 80.0, math.inf)
 
 
+def _engines():
+    """Eager engines (vllm: skipped, with the reason, when absent), then the static engine in
+    graph mode (decode graphs for batch 1, 2, 4 and 8, captured before the requests arrive)."""
+    for engine in ("static", "continuous", "vllm"):
+        yield pytest.param(engine, "eager", id=engine)
+    yield pytest.param("static", "graph", id="static-graph")
+
+
 @pytest.mark.parametrize("rate", RATES, ids=lambda r: "all-at-once" if math.isinf(r) else f"rate{r:g}")
-@pytest.mark.parametrize("engine", ("static", "continuous", "vllm"))  # vllm: skipped, with the reason, when absent
+@pytest.mark.parametrize("engine,mode", list(_engines()))
 @pytest.mark.parametrize("precision", ("bf16", pytest.param("fp16", marks=pytest.mark.full_only)))
-def test_serving(npuperf, precision, engine, rate):
-    npuperf.serve(engine, precision, rate, requests=REQUESTS, max_new_tokens=NEW_TOKENS)
+def test_serving(npuperf, precision, engine, mode, rate):
+    npuperf.serve(engine, precision, rate, requests=REQUESTS, max_new_tokens=NEW_TOKENS, mode=mode)

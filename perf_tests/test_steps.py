@@ -1,11 +1,14 @@
 """Model steps at Mistral-7B shapes: a prefill forward and one decode step with its KV cache.
 
 They localize a regression: 'fp16-bs8-zh_qa got 12% slower' next to 'decode bs8 ctx2048 +20%'.
+The decode step also runs in graph mode (ids ending in ``-graph``): the compiled step of the
+generation tests, over a static cache.
 """
 
 import pytest
 
 from pytest_npuperf.precision import PRECISIONS
+from pytest_npuperf.settings import EXECUTION_MODES
 
 pytestmark = pytest.mark.npu
 
@@ -24,7 +27,16 @@ def test_prefill(npuperf, precision, shape):
     npuperf.step("prefill", precision, *shape)
 
 
-@pytest.mark.parametrize("shape", _cases(DECODE), ids=lambda s: f"decode-bs{s[0]}-ctx{s[1]}")
+def _decode_cases():
+    """Eager ids stay as they were; graph mode adds '-graph' (same quick/full split)."""
+    for mode in EXECUTION_MODES:
+        for case in _cases(DECODE):
+            batch, context = case.values[0]
+            suffix = "-graph" if mode == "graph" else ""
+            yield pytest.param(case.values[0], mode, marks=case.marks, id=f"decode-bs{batch}-ctx{context}{suffix}")
+
+
+@pytest.mark.parametrize("shape,mode", list(_decode_cases()))
 @pytest.mark.parametrize("precision", list(PRECISIONS))
-def test_decode(npuperf, precision, shape):
-    npuperf.step("decode", precision, *shape)
+def test_decode(npuperf, precision, shape, mode):
+    npuperf.step("decode", precision, *shape, mode=mode)

@@ -125,9 +125,13 @@ def generate_fixed(loaded: LoadedModel, batch: Batch, max_new_tokens: int, strea
         )
 
 
-def warm_up(loaded: LoadedModel, device: Device, batch: Batch, max_new_tokens: int, runs: int) -> None:
+Generate = Callable[..., Any]  # generate_fixed's signature: (loaded, batch, max_new_tokens, streamer)
+
+
+def warm_up(loaded: LoadedModel, device: Device, batch: Batch, max_new_tokens: int, runs: int,
+            generate: Generate = generate_fixed) -> None:
     for _ in range(runs):
-        generate_fixed(loaded, batch, max_new_tokens)
+        generate(loaded, batch, max_new_tokens)
     device.synchronize()
 
 
@@ -137,15 +141,17 @@ def measure_once(
     batch: Batch,
     max_new_tokens: int,
     clock: Callable[[], float] = time.perf_counter,
+    generate: Generate = generate_fixed,
 ) -> Sample:
-    """One whole timed generation of the batch."""
+    """One whole timed generation of the batch (``generate``: eager by default; graph mode
+    passes its runner's, which keeps the same contract)."""
     device.synchronize()
     device.reset_peak_memory()
     streamer = TokenClock(clock)
     timer = device.timer()
     timer.start()
     t0 = clock()
-    out = generate_fixed(loaded, batch, max_new_tokens, streamer)
+    out = generate(loaded, batch, max_new_tokens, streamer)
     e2e = timer.stop()
     memory = device.memory()
 

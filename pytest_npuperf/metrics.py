@@ -75,6 +75,12 @@ _METRICS: Tuple[Metric, ...] = (
     Metric("serving_tpot_p50_s", "s", False, 0.03, label="median TPOT under load"),
     Metric("serving_tokens_per_s", "tok/s", True, 0.03, label="output tokens/s under load"),
     Metric("goodput_rps", "req/s", True, 0.05, label="requests/s meeting the first SLO"),
+    # Graph mode: compiling the decode step's graphs (cold compiler cache) and how many graphs its
+    # shapes needed. One figure per test, repeated in each sample; a stack that compiles twice as
+    # slowly, or needs more graphs, is felt at every service start.
+    Metric("compile_s", "s", False, 0.5, statistical=False, abs_floor=1.0,
+           label="graph compile time (cold cache, until ready)"),
+    Metric("graph_compiles", "", False, 0.0, statistical=False, label="graphs compiled for the test's shapes"),
     # Fidelity of int8 against the same model's 16-bit weights; deterministic, so ratio gates.
     Metric("fidelity_kl", "nats", False, 0.10, statistical=False, abs_floor=0.01,
            label="KL(16-bit || int8) of next-token distributions"),
@@ -111,6 +117,8 @@ def format_value(metric: Metric, value: Optional[float]) -> str:
         return f"{value * 1e3:.2f}ms"
     if metric.unit == "B":
         return f"{value / MIB:.1f}MiB"
+    if metric.name == "graph_compiles":
+        return f"{value:.0f}"
     if metric.name == "fidelity_kl":
         return f"{value:.2e}"
     if metric.name.startswith("fidelity_"):

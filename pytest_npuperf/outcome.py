@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .compare import Comparison
 from .metrics import METRICS, format_value
@@ -84,13 +84,14 @@ def calibration_lines(device_name: str, cal: Mapping[str, Any]) -> List[str]:
 
 
 GENERATION_MODE = Workload.__dataclass_fields__["mode"].default
+GRAPH_GENERATION_MODE = "graph-greedy-fixed-length"
 
 
 def related_regressions(outcomes: Mapping[str, TestOutcome], limit: int = 8) -> List[str]:
     """Step and operator results of this run that got worse: where a generation slowdown comes from."""
     rows = []
     for o in outcomes.values():
-        if not o.result or not o.comparison or o.result.workload.mode == GENERATION_MODE:
+        if not o.result or not o.comparison or o.result.workload.mode in (GENERATION_MODE, GRAPH_GENERATION_MODE):
             continue
         verdict = o.comparison.verdict("time_s")
         if verdict and verdict.status in (REGRESSED, INCONCLUSIVE) and verdict.change is not None:
@@ -99,8 +100,13 @@ def related_regressions(outcomes: Mapping[str, TestOutcome], limit: int = 8) -> 
     return [text for _, text in sorted(rows, reverse=True)[:limit]]
 
 
-def decode_step_bytes(loaded: LoadedModel, prompt_tokens: List[int], new_tokens: int) -> Dict[str, int]:
-    """Bytes one decode step reads, mid-generation (the average step), and the final KV cache."""
+def decode_step_bytes(loaded: LoadedModel, prompt_tokens: List[int], new_tokens: int,
+                      static_cache: Optional[Tuple[int, int]] = None) -> Dict[str, int]:
+    """Bytes one decode step reads, mid-generation (the average step), and the final KV cache.
+
+    ``static_cache`` (rows, length): graph mode's static cache, whose attention reads every
+    position of every row each step (positions not yet written are masked, not skipped).
+    """
     config = loaded.model.config
     item = next(loaded.model.parameters()).element_size()
     per_token_kv = kv_bytes_per_token(config, item)
@@ -108,17 +114,29 @@ def decode_step_bytes(loaded: LoadedModel, prompt_tokens: List[int], new_tokens:
     kv_bytes = per_token_kv * len(prompt_tokens) * (width + new_tokens)
     # Weights read per decode step: decoder linears as stored + lm_head (embedding: one row).
     step_bytes = loaded.linear_weight_bytes + config.vocab_size * config.hidden_size * item
-    step_bytes += per_token_kv * len(prompt_tokens) * (width + new_tokens // 2)  # KV read, mid-generation
+    if static_cache is None:
+        step_bytes += per_token_kv * len(prompt_tokens) * (width + new_tokens // 2)  # KV read, mid-generation
+    else:
+        rows, length = static_cache
+        kv_bytes = per_token_kv * rows * length
+        step_bytes += kv_bytes
     return {"kv_cache_bytes": kv_bytes, "decode_bytes_per_step": step_bytes}
 
 
-def generation_picture(loaded: LoadedModel, prompt_tokens: List[int], new_tokens: int, samples: List[Sample]) -> Dict[str, Any]:
-    """Memory split (weights, KV cache, activations) and the decode bandwidth the TPOT implies."""
-    picture: Dict[str, Any] = dict(decode_step_bytes(loaded, prompt_tokens, new_tokens))
+def generation_picture(loaded: LoadedModel, prompt_tokens: List[int], new_tokens: int, samples: List[Sample],
+                       calibration: Optional[Mapping[str, Any]] = None, published_gb_s: Optional[float] = None,
+                       static_cache: Optional[Tuple[int, int]] = None) -> Dict[str, Any]:
+    """Memory split (weights, KV cache, activations), the decode bandwidth the TPOT implies and
+    its roofline fraction: of the calibrated copy bandwidth and of the published peak."""
+    picture: Dict[str, Any] = dict(decode_step_bytes(loaded, prompt_tokens, new_tokens, static_cache))
     kv_bytes, step_bytes = picture["kv_cache_bytes"], picture["decode_bytes_per_step"]
     tpots = [s.tpot_s for s in samples if s.tpot_s]
     if tpots:
-        picture["decode_gb_s"] = step_bytes / statistics.median(tpots) / 1e9
+        gb_s = step_bytes / statistics.median(tpots) / 1e9
+        picture["decode_gb_s"] = gb_s
+        copy = (calibration or {}).get("copy_gb_s")
+        picture["decode_fraction_of_copy"] = gb_s / copy if copy else None
+        picture["decode_fraction_of_peak"] = gb_s / published_gb_s if published_gb_s else None
     peaks = [s.peak_allocated_bytes for s in samples if s.peak_allocated_bytes]
     if peaks:
         picture["activations_peak_bytes"] = max(0, statistics.median(peaks) - loaded.weight_bytes - kv_bytes)

@@ -21,6 +21,7 @@ from .device import DeviceShared, DeviceUnavailable, prepare_torch_import
 from .fixture import NpuPerf, NpuPerfWarning
 from .settings import (
     DEVICES,
+    MODE_CHOICES,
     PRESETS,
     SUMMARY_MODES,
     Settings,
@@ -60,6 +61,10 @@ _OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
      "write a Markdown summary to PATH. Default: appended to $GITHUB_STEP_SUMMARY when that is set.", "string"),
     ("profile_dir", "npuperf_profile_dir",
      "profile one generation of every regressed test (torch_npu.profiler on NPU, torch.profiler elsewhere) into DIR.",
+     "string"),
+    ("mode", "npuperf_mode",
+     f"execution modes to run: {'|'.join(MODE_CHOICES)} (eager: transformers' generate, the study's path; graph: the "
+     "decode step compiled by the device's graph backend over a static KV cache, ids ending in '-graph'). Default all.",
      "string"),
     ("summary", "npuperf_summary",
      f"terminal summary: {'|'.join(SUMMARY_MODES)} (attention: what needs attention, counts per kind of test and "

@@ -36,6 +36,7 @@ class Workload:
     generation: str = ""  # settings that change the work: decoding, cache kind, attention implementation
     quant_kernel: str = ""  # the int8 kernel that ran ('' for 16-bit precisions)
     serving: str = ""  # arrival schedule, SLOs and engine settings of a serving test
+    graph: str = ""  # graph mode: backend, its settings and the static cache ('' in eager mode)
     identity_version: int = IDENTITY_VERSION
 
     def differences(self, other: "Workload") -> List[str]:
@@ -110,6 +111,9 @@ class Sample:
     serving_tpot_p50_s: Optional[float] = None
     serving_tokens_per_s: Optional[float] = None
     goodput_rps: Optional[float] = None
+    # graph mode: the compile time and graph count of the shapes the test ran (one figure per test)
+    compile_s: Optional[float] = None
+    graph_compiles: Optional[int] = None
     # int8 precisions: one forward pass against the model's own 16-bit weights (deterministic)
     fidelity_kl: Optional[float] = None
     fidelity_top1: Optional[float] = None

@@ -19,9 +19,20 @@ from . import vllm_engine
 from .baseline import BaselineEntry, BaselineError, BaselineStore, model_key
 from .compare import ACCELERATOR_KINDS, Comparison, compare, floors_for
 from .device import Device, DeviceShared, DeviceUnavailable, resolve_device
-from .measure import GENERATION_SETTINGS, MeasurementError, check_finite, make_batch, measure_once, warm_up
+from .graph.plan import GraphPlan, check_mode
+from .measure import (
+    GENERATION_SETTINGS,
+    MeasurementError,
+    check_finite,
+    generate_fixed,
+    make_batch,
+    measure_once,
+    warm_up,
+)
 from .model import LoadedModel, ModelError, default_model, free_model, load_model
 from .outcome import (
+    GENERATION_MODE,
+    GRAPH_GENERATION_MODE,
     TestOutcome,
     _serving_sample,
     batch_fidelity,
@@ -104,6 +115,7 @@ class PerfSession:
         self.skipped_devices: List[str] = []
         self.stack: Dict[str, Any] = {}
         self._loaded: Optional[LoadedModel] = None
+        self._graph: Optional[Any] = None  # the GraphRunner of the loaded model (graph mode)
         self._calibration: Optional[Dict[str, Any]] = None
         self._baselines: Dict[Tuple[str, str], Union[Dict[str, BaselineEntry], BaselineError]] = {}
 
@@ -188,8 +200,7 @@ class PerfSession:
         loaded = self._loaded
         if loaded is not None and loaded.precision == precision and loaded.model is not None:
             return loaded
-        free_model(loaded)
-        self._loaded = None
+        self._free_loaded()
         device.empty_cache()
         self._loaded = load_model(self.model_name, get_precision(precision), device.torch_device)
         # What loading and quantizing left behind (16-bit weights, fidelity activations) leaves the
@@ -214,6 +225,27 @@ class PerfSession:
         why = unsupported(device.name(), version, scheme, dtype_name or spec.dtype)
         if why:
             raise PrecisionUnsupported(f"{precision}: {why}")
+
+    def _free_loaded(self) -> None:
+        """Drop the loaded model, and with it its compiled graphs (which hold its weights)."""
+        if self._graph is not None:
+            from .compat import reset_compiled
+
+            self._graph = None
+            reset_compiled()
+        free_model(self._loaded)
+        self._loaded = None
+
+    def graph_runner(self, loaded: LoadedModel) -> Any:
+        """The compiled decode steps of the loaded model (Unsupported where the stack or device
+        has no graph mode: the test is skipped with the reason)."""
+        from .graph.backend import select_backend
+        from .graph.runner import GraphRunner
+
+        if self._graph is None or self._graph.loaded is not loaded:
+            device = self.device()
+            self._graph = GraphRunner(loaded, device, select_backend(device.kind, device.name()))
+        return self._graph
 
     def _profile_entries(self) -> Union[Dict[str, BaselineEntry], BaselineError]:
         """This profile's baselines, read once; a broken file is kept as its error."""
@@ -241,8 +273,7 @@ class PerfSession:
             figures = [f"{k}={v / 2**20:.0f}MiB" for k, v in mem.items() if v is not None]
         except Exception as mem_exc:  # the figures are a courtesy; the OOM is the error
             figures = [f"memory figures unavailable ({mem_exc})"]
-        free_model(self._loaded)
-        self._loaded = None
+        self._free_loaded()
         device.empty_cache()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return (
@@ -352,8 +383,7 @@ class PerfSession:
     def release_device(self) -> None:
         """Free the loaded model and empty the device cache (before a confirmation process
         loads its own copy); the next test that needs a model loads it again."""
-        free_model(self._loaded)
-        self._loaded = None
+        self._free_loaded()
         if self._device is not None:
             self._device.empty_cache()
 
@@ -372,9 +402,15 @@ class PerfSession:
         tolerances: Mapping[str, float],
         budgets: Mapping[str, float],
         max_new_tokens: Optional[int] = None,
+        mode: str = "eager",
     ) -> TestOutcome:
-        """Measure, compare with the baseline, check budgets. Raises on invalid measurements."""
+        """Measure, compare with the baseline, check budgets. Raises on invalid measurements.
+
+        ``mode`` 'graph': the decode step compiled over a static cache (graph/runner.py), its
+        output checked against eager on the same weights before anything is timed.
+        """
         s = self.settings
+        check_mode(mode)
         get_precision(precision)  # a clear error before anything is loaded
         prompts = batch_prompts(workload, batch_size)
         new_tokens = s.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
@@ -384,6 +420,9 @@ class PerfSession:
         device = self.device()
         loaded = self._load(outcome, precision)
         batch = make_batch(loaded, prompts, device.torch_device)
+        graph = GraphPlan(self.graph_runner(loaded), loaded) if mode == "graph" else None
+        generate = graph.runner.generate_fixed if graph else generate_fixed
+        static = graph.static_cache(batch, new_tokens) if graph else None
         workload_rec = Workload(
             model_id=loaded.model_id,
             model_fingerprint=loaded.fingerprint,
@@ -392,17 +431,20 @@ class PerfSession:
             prompt_ids=tuple(batch.prompt_ids),
             prompt_tokens=tuple(batch.prompt_tokens),
             max_new_tokens=new_tokens,
+            mode=GRAPH_GENERATION_MODE if graph else GENERATION_MODE,
             input_ids_hash=batch.ids_hash,
             tokenizer=tokenizer_identity(loaded),
-            generation=f"{GENERATION_SETTINGS}, attn={loaded.attn_implementation}",
-            quant_kernel=loaded.quant_kernel,
+            generation=(graph.generation(static[1]) if graph and static else GENERATION_SETTINGS)
+                       + f", attn={loaded.attn_implementation}",
+            quant_kernel=graph.quant_kernel() if graph else loaded.quant_kernel,
+            graph=graph.identity([static]) if graph and static else "",
         )
         fidelity = batch_fidelity(loaded, batch.prompt_ids)
-        step_bytes = decode_step_bytes(loaded, batch.prompt_tokens, new_tokens)["decode_bytes_per_step"]
+        step_bytes = decode_step_bytes(loaded, batch.prompt_tokens, new_tokens, static)["decode_bytes_per_step"]
         calibration, published = self.calibration(), peak_gb_s(device.name())
 
         def measure() -> Sample:
-            sample = measure_once(loaded, device, batch, new_tokens)
+            sample = measure_once(loaded, device, batch, new_tokens, generate=generate)
             # The physical limit: a decode step reads the weights and the KV cache once.
             problem = check_bandwidth(step_bytes, sample.tpot_s or 0.0, calibration,
                                       f"{test_id}: a decode step (TPOT)", published)
@@ -410,25 +452,39 @@ class PerfSession:
                 raise MeasurementError(problem)
             for key, value in fidelity.items():
                 setattr(sample, key, value)
+            if graph:
+                graph.stamp(sample)
             return sample
 
-        samples = self._samples(outcome, lambda: warm_up(loaded, device, batch, new_tokens, s.warmup), measure, s.runs)
+        def warm() -> None:
+            if graph:  # compiles this shape (once per model) and proves the output matches eager
+                graph.check_agreement(batch, new_tokens)
+            warm_up(loaded, device, batch, new_tokens, s.warmup, generate)
+            if graph:
+                graph.start_timing()
+
+        samples = self._samples(outcome, warm, measure, s.runs)
         extra = {
+            "execution_mode": mode,
             "weight_bytes": loaded.weight_bytes,
             "linear_weight_bytes": loaded.linear_weight_bytes,
             "dense_linear_weight_bytes": loaded.dense_linear_weight_bytes or loaded.linear_weight_bytes,
-            "quant_kernel": loaded.quant_kernel,
+            "quant_kernel": workload_rec.quant_kernel,
             "quant_released_bytes": loaded.quant_released_bytes,
             "attn_implementation": loaded.attn_implementation,
             "tokenizer": getattr(loaded.tokenizer, "name", ""),
             "real_weights": loaded.real_weights,
         }
-        extra.update(generation_picture(loaded, batch.prompt_tokens, new_tokens, samples))
+        extra.update(generation_picture(loaded, batch.prompt_tokens, new_tokens, samples, calibration, published,
+                                        static))
+        if graph:
+            extra["graph"] = graph.summary()
         outcome = self._judge(outcome, self._result(test_id, workload_rec, samples, extra), measure, tolerances, budgets)
         if s.profile_dir is not None and outcome.comparison and outcome.comparison.status == REGRESSED:
             from .profiling import profile_generation
 
-            path = profile_generation(device, lambda: measure_once(loaded, device, batch, new_tokens), test_id, s.profile_dir)
+            path = profile_generation(device, lambda: measure_once(loaded, device, batch, new_tokens, generate=generate),
+                                      test_id, s.profile_dir)
             outcome.result.extra["profile"] = outcome.comparison.profile = str(path)
         return outcome
 

@@ -28,6 +28,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "quick": {"max_new_tokens": 32, "workloads": ("zh_qa", "en_qa")},
 }
 SUMMARY_MODES = ("attention", "full")
+# Execution modes: eager transformers generate (the reference study's path) and graph mode (the
+# decode step compiled by the device's graph backend over a static KV cache, as production runs).
+EXECUTION_MODES = ("eager", "graph")
+MODE_CHOICES = EXECUTION_MODES + ("all",)
 MAX_TOLERANCE = 10.0
 DEFAULT_ACCELERATOR_PROCESSES = 3
 
@@ -61,6 +65,7 @@ class Settings:
     preset_given: bool = False
     max_new_tokens_given: bool = False
     max_new_tokens: int = 120
+    modes: Tuple[str, ...] = EXECUTION_MODES  # which execution modes run (--npuperf-mode)
     summary: str = "attention"  # terminal summary: what needs attention, or every metric row too
     tolerances: Tuple[Tuple[str, float], ...] = ()
     alpha: float = 0.05
@@ -96,6 +101,7 @@ class Settings:
             f"--npuperf-baseline-dir={self.baseline_dir}", f"--npuperf-preset={self.preset}",
             f"--npuperf-max-new-tokens={self.max_new_tokens}", f"--npuperf-warmup={self.warmup}",
             f"--npuperf-runs={self.runs}", f"--npuperf-max-runs={self.max_runs}", f"--npuperf-alpha={self.alpha}",
+            f"--npuperf-mode={self.modes[0] if len(self.modes) == 1 else 'all'}",
         ]
         if self.threads is not None:
             args.append(f"--npuperf-threads={self.threads}")
@@ -218,6 +224,9 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
     kwargs["workloads"] = tuple(PRESETS[preset]["workloads"])
     if given("summary"):
         kwargs["summary"] = _choice(raw["summary"], SUMMARY_MODES)
+    if given("mode"):
+        mode = _choice(raw["mode"], MODE_CHOICES)
+        kwargs["modes"] = EXECUTION_MODES if mode == "all" else (mode,)
     kwargs["max_new_tokens"] = (
         _int(raw["max_new_tokens"], 2) if given("max_new_tokens") else PRESETS[preset]["max_new_tokens"]
     )

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import compat
+from ..measure import MeasurementError
 from .backend import GraphBackend
 
 BATCH_BUCKETS = (1, 2, 4, 8)
@@ -36,7 +37,7 @@ MIN_LOGITS_COSINE = 0.999
 MAX_LOGITS_REL_DIFF = 0.05
 
 
-class GraphError(Exception):
+class GraphError(MeasurementError):
     """Graph mode ran but cannot be trusted (a recompilation while timed, outputs unlike eager)."""
 
 
