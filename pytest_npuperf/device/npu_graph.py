@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..compat import Unsupported
@@ -152,6 +153,25 @@ def torchair_version(torchair: Any, torch_npu_release: str) -> str:
     from ..fingerprint import package_version
 
     return package_version("torchair") or "unknown"
+
+
+def torchair_facts(torch_npu: Any) -> Dict[str, Any]:
+    """torchair's version, where it comes from, and whether npugraph_ex ships, for the fingerprint.
+
+    Read from torch_npu's files, without importing either package (importing npugraph_ex installs
+    SIGTERM/SIGINT handlers, ``npugraph_ex/__init__.py``); a separately installed torchair is
+    known by its package metadata. Empty where there is no torchair.
+    """
+    where = getattr(torch_npu, "__file__", None)
+    if where:
+        dynamo = Path(where).parent / "dynamo"
+        if (dynamo / "torchair" / "__init__.py").is_file():
+            return {"torchair": _release(torch_npu), "torchair_source": "bundled in torch_npu",
+                    "npugraph_ex": (dynamo / "npugraph_ex" / "__init__.py").is_file()}
+    from ..fingerprint import package_version
+
+    version = package_version("torchair")
+    return {"torchair": version, "torchair_source": "torchair package"} if version else {}
 
 
 def _build(mode: str, device_name: str, torch_npu: Any, torchair: Any) -> GraphBackend:
