@@ -218,6 +218,17 @@ def test_the_fake_rejects_what_the_real_config_rejects(monkeypatch: pytest.Monke
         mods["torchair"].get_npu_backend(config)  # keyword-only, as in every release
 
 
+def test_the_context_manager_installs_and_removes_the_whole_fake_stack() -> None:
+    import torch
+
+    with fake_torchair.installed("2.5.1", soc=A3) as (torch_npu, mods):
+        assert set(mods) == {"torchair"}  # npugraph_ex arrived in 2.11
+        assert torch.npu is torch_npu.npu and sys.modules["torch_npu.dynamo.torchair"] is mods["torchair"]
+        assert npu_graph.npu_backend(torch_npu.npu.get_device_name()).name == "torchair-reduce-overhead"
+    assert not any(name in sys.modules for name in ("torch_npu", "torchair", "npugraph_ex", "torch_npu.dynamo"))
+    assert not hasattr(torch, "npu")
+
+
 def test_the_session_helper_makes_the_fake_torchair_importable() -> None:
     import fake_npu_session
 
