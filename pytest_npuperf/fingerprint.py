@@ -157,6 +157,13 @@ def env_snapshot(environ: Mapping[str, str]) -> Dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def _torchair_facts(torch_npu: Any) -> Dict[str, Any]:
+    """torchair's version (bundled in torch_npu, or its own package) and whether npugraph_ex ships."""
+    from .device.npu_graph import torchair_facts
+
+    return torchair_facts(torch_npu)
+
+
 def nvidia_driver_version() -> Optional[str]:
     exe = shutil.which("nvidia-smi")
     if not exe:
@@ -209,6 +216,7 @@ def collect(device_kind: str, device_info: Mapping[str, Any], environ: Optional[
             if not stack.get("driver_version"):
                 stack["driver_version"] = _safe(lambda: torch_npu.npu.utils.get_cann_version(module="DRIVER")) or None
             stack["npu_jit_compile"] = _safe(lambda: not torch_npu.npu.is_jit_compile_false())
+            stack.update(_safe(lambda: _torchair_facts(torch_npu)) or {})
         if not stack.get("driver_version"):
             stack["driver_version"] = _safe(npu_smi_driver_version)
         if not stack.get("firmware_version"):

@@ -9,6 +9,8 @@ they overlap) before generate reads the token on the host. With
 NPUPERF_FAKE_NPU_SLOW_ONCE set, decode steps take twice as long, except in a confirmation child;
 with NPUPERF_FAKE_NPU_CHILD_CRASH set, a confirmation child fails to load the model. Each
 operator call (``npuperf.op``) queues NPUPERF_FAKE_NPU_OP_S (default 0.02) seconds without waiting.
+The fake torchair of the same release (tests/fake_torchair.py) is importable as ``torchair`` and
+``npugraph_ex``, so graph mode compiles with its recording, eager-running backends.
 Everything else (device resolution, events, synchronize, measure_once, the verdict and the
 confirmation process) is the plugin's own code.
 """
@@ -20,6 +22,7 @@ import sys
 from typing import Any, Dict
 
 import fake_torch_npu
+import fake_torchair
 import fakes
 
 import pytest_npuperf.device.accel as accel_mod
@@ -70,6 +73,10 @@ def install() -> None:
                   load_model=session_mod.load_model)
     sys.modules["torch_npu"] = mod
     torch.npu = mod.npu
+    graph_modules = fake_torchair.module_entries("2.14.0", bundled=True)
+    _SAVED["graph_modules"] = {name: sys.modules.get(name) for name in graph_modules}
+    sys.modules.update(graph_modules)  # type: ignore[arg-type]
+    mod.dynamo = graph_modules["torch_npu.dynamo"]  # type: ignore[attr-defined]
     accel_mod.AcceleratorDevice = CpuBackedNpuDevice
     roofline_mod.calibrate = lambda device, budget_s=1.0: dict(fakes.CALIBRATION)
     original = _SAVED["load_model"]
@@ -114,6 +121,11 @@ def uninstall() -> None:
             delattr(torch, "npu")
     else:
         torch.npu = _SAVED["torch_npu_attr"]
+    for name, previous in _SAVED["graph_modules"].items():
+        if previous is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = previous
     accel_mod.AcceleratorDevice = _SAVED["accel"]
     roofline_mod.calibrate = _SAVED["calibrate"]
     session_mod.load_model = _SAVED["load_model"]

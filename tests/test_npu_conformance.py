@@ -11,7 +11,14 @@ without installing:
 3. the fake torch_npu of that version agrees with the real meta functions on every probe in
    tests/npu_probes.py, apart from the documented limits listed there;
 4. the fake's version-dependent surface (keywords, ``get_cann_version``, device properties)
-   matches the wheel.
+   matches the wheel;
+5. graph mode (``pytest_npuperf/device/npu_graph.py``): the torchair and npugraph_ex names the
+   project uses resolve in the wheel's ``torch_npu/dynamo`` sources (item 1), the mode strings
+   each release accepts are the ones ``npu_api.GRAPH_MODE_SINCE`` expects (so a release where
+   the project raises Unsupported really lacks the mode), the import proxies the project relies
+   on exist, and tests/fake_torchair.py has the release's options, modes and signatures.
+
+Run every cached release with NPUPERF_TORCH_NPU_VERSIONS=2.1.0.post8,2.1.0.post10,... .
 
 The meta functions run with the local torch, not the torch each wheel pins: what is checked is
 the wheel's meta logic. Without network access to the package index the tests skip with the
@@ -20,12 +27,16 @@ reason; a wheel that cannot be read or parsed fails them.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import re
 import sys
 import types
 from typing import Any, Dict
 
 import fake_npu_ops
 import fake_torch_npu
+import fake_torchair
 import npu_probes
 import pytest
 import torch_npu_meta as meta
@@ -224,6 +235,79 @@ def test_fake_surface_matches_the_release(wheel: wheels.Wheel) -> None:
     for attr in ("cube_core_num", "vector_core_num"):
         if hasattr(props, attr) != wheel.binary_has(attr):
             mismatches.append(f"device property {attr}: real {'has' if wheel.binary_has(attr) else 'lacks'} it")
+    assert not mismatches, f"torch_npu {wheel.version}:\n" + "\n".join(mismatches)
+
+
+# --- graph mode: torchair and npugraph_ex (device/npu_graph.py) --------------------------------
+
+_TA, _EX = "torch_npu.dynamo.torchair", "torch_npu.dynamo.npugraph_ex"
+
+
+def _graph_modes(wheel: wheels.Wheel) -> Dict[str, bool]:
+    """Which of the project's graph modes the release offers, read from its sources."""
+    choices = wheel.option_choices(_TA + ".CompilerConfig.mode")
+    ex = wheel.option_choices(_EX + ".CompilerConfig.mode")
+    modes = {mode: bool(choices) and mode in choices[1] for mode in ("max-autotune", "reduce-overhead")}
+    modes["npugraph_ex"] = (wheel.resolve(_EX + ".get_npu_backend") is not None and ex is not None
+                            and "npugraph_ex" in ex[1])
+    return modes
+
+
+@pytest.mark.npu_conformance
+def test_graph_modes_are_where_the_project_expects_them(wheel: wheels.Wheel) -> None:
+    """npu_graph.py raises Unsupported for a mode before its GRAPH_MODE_SINCE release: the wheel must
+    really lack it there, and really have it from there on."""
+    offered = _graph_modes(wheel)
+    expected = {mode: Version(wheel.version) >= Version(since) for mode, since in npu_api.GRAPH_MODE_SINCE.items()}
+    assert offered == expected, f"torch_npu {wheel.version}: graph modes offered {offered}, expected {expected}"
+    backend = wheel.resolve(_TA + ".get_npu_backend")
+    assert backend is not None and isinstance(backend.node, ast.FunctionDef)
+    assert "compiler_config" in [a.arg for a in backend.node.args.kwonlyargs], "get_npu_backend(*, compiler_config)"
+
+
+@pytest.mark.npu_conformance
+def test_torch_npu_makes_torchair_and_npugraph_ex_importable(wheel: wheels.Wheel) -> None:
+    """npu_graph.py imports ``torchair`` / ``npugraph_ex`` by their top-level names, after
+    ``torch._dynamo``: torch_npu must install the proxies, on that import where it defers them."""
+    dynamo = wheel.read_text("torch_npu/dynamo/__init__.py")
+    assert "_LazyTorchair" in dynamo and re.search(r"sys\.modules\[['\"]torchair['\"]\]\s*=", dynamo)
+    if Version(wheel.version) >= Version(npu_api.GRAPH_MODE_SINCE["npugraph_ex"]):
+        assert re.search(r"NPUGRAPH_EX_BACKEND\s*=\s*['\"]npugraph_ex['\"]", dynamo)
+        assert re.search(r"sys\.modules\[NPUGRAPH_EX_BACKEND\]\s*=\s*_LazyNpuGraphEx", dynamo)
+        # the reason npu_graph.py prefers npugraph_ex over reduce-overhead where both exist
+        config = wheel.read_text("torch_npu/dynamo/torchair/configs/compiler_config.py")
+        assert re.search(r'Please use the \\?"npugraph_ex\\?" backend', config)
+    deferred = "torch_npu/utils/_dynamo.py"
+    if deferred in wheel.members and "def _lazy_dynamo_setup" in wheel.read_text(deferred):
+        assert '_target = "torch._dynamo"' in wheel.read_text(deferred)
+
+
+def _fake_choices(package: Any) -> Any:
+    mode = vars(package.CompilerConfig()).get("mode")
+    return None if mode is None else (mode.default, tuple(mode.optional))
+
+
+@pytest.mark.npu_conformance
+def test_fake_torchair_matches_the_release(wheel: wheels.Wheel) -> None:
+    fake = fake_torchair.build(wheel.version)
+    mismatches = []
+    for name, prefix in (("torchair", _TA), ("npugraph_ex", _EX)):
+        real_attrs = {a for a in wheel.instance_attributes(prefix + ".CompilerConfig") if not a.startswith("_")}
+        package = fake.get(name)
+        fake_attrs = set(fake_torchair.compiler_config_attrs(wheel.version, name)) if package else set()
+        if real_attrs != fake_attrs:
+            mismatches.append(f"{name}.CompilerConfig options: real has {sorted(real_attrs - fake_attrs)} more, "
+                              f"fake has {sorted(fake_attrs - real_attrs)} more")
+        real_choices = wheel.option_choices(prefix + ".CompilerConfig.mode")
+        fake_choices = _fake_choices(package) if package else None
+        if real_choices != fake_choices:
+            mismatches.append(f"{name}.CompilerConfig.mode: real {real_choices}, fake {fake_choices}")
+        real_fn = wheel.resolve(prefix + ".get_npu_backend")
+        real_kwonly = [a.arg for a in real_fn.node.args.kwonlyargs] if real_fn is not None else None
+        fake_kwonly = ([n for n, p in inspect.signature(package.get_npu_backend).parameters.items()
+                        if p.kind is inspect.Parameter.KEYWORD_ONLY] if package else None)
+        if real_kwonly != fake_kwonly:
+            mismatches.append(f"{name}.get_npu_backend keyword-only arguments: real {real_kwonly}, fake {fake_kwonly}")
     assert not mismatches, f"torch_npu {wheel.version}:\n" + "\n".join(mismatches)
 
 

@@ -92,6 +92,8 @@ def download(version: str, folder: Optional[Path] = None, timeout: float = 600.0
 
 _SCHEMA = re.compile(r"func:\s*(\w+)(?:\.\w+)?\((.*)\)\s*->")
 OP_YAML = "torch_npu/csrc/aten/npu_native_functions_by_codegen.yaml"
+# Packages shipped inside torch_npu/dynamo and imported by their top-level names.
+BUNDLED_PACKAGES = ("torchair", "npugraph_ex")
 META_FILES = ("torch_npu/op_plugin/meta/_meta_registrations.py", "torch_npu/meta/_meta_registrations.py")
 
 
@@ -233,11 +235,20 @@ class Wheel:
 
     def _absolute(self, module: str, member: str, node: ast.ImportFrom) -> str:
         if not node.level:
-            return node.module or ""
+            return self.bundled(node.module or "")
         package = module if member.endswith("__init__.py") else module.rpartition(".")[0]
         for _ in range(node.level - 1):
             package = package.rpartition(".")[0]
         return f"{package}.{node.module}" if node.module else package
+
+    def bundled(self, module: str) -> str:
+        """``torchair.x`` -> ``torch_npu.dynamo.torchair.x`` (likewise npugraph_ex) where the wheel
+        ships the package: torch_npu puts it in sys.modules under the top-level name, and its own
+        modules import each other by that name."""
+        head = module.partition(".")[0]
+        if head in BUNDLED_PACKAGES and self._module_file(f"torch_npu.dynamo.{head}") is not None:
+            return f"torch_npu.dynamo.{module}"
+        return module
 
     def _follow(self, source: str, name: str, depth: int) -> Optional[Tuple[str, Any]]:
         if source.startswith("torch_npu._C") or source == "torch_npu._C":
@@ -256,6 +267,9 @@ class Wheel:
                 return Found(member, node, None, False)
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
                 return Found(member, node, None, False)
+        found = self._instance_attribute(member, cls, name)
+        if found is not None:
+            return found
         module = member[:-len("/__init__.py")] if member.endswith("/__init__.py") else member[:-3]
         module = module.replace("/", ".")
         for base in cls.bases:
@@ -272,6 +286,48 @@ class Wheel:
                 if self.binary_has(name):
                     return Found("compiled", None, None, True)
         return None
+
+    @staticmethod
+    def _instance_attribute(member: str, cls: ast.ClassDef, name: str) -> Optional[Found]:
+        """``self.<name> = ...`` in the class's ``__init__`` (torchair's config options)."""
+        for node in cls.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+                for stmt in ast.walk(node):
+                    if isinstance(stmt, ast.Assign) and any(
+                            isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                            and t.attr == name for t in stmt.targets):
+                        return Found(member, stmt, None, False)
+        return None
+
+    def instance_attributes(self, dotted_class: str) -> List[str]:
+        """The names a class's ``__init__`` assigns on ``self``, in order; [] when the class is absent."""
+        found = self.resolve(dotted_class)
+        if found is None or not isinstance(found.node, ast.ClassDef):
+            return []
+        names: List[str] = []
+        for node in found.node.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+                for stmt in ast.walk(node):
+                    if isinstance(stmt, ast.Assign):
+                        for t in stmt.targets:
+                            if (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                                    and t.attr not in names):
+                                names.append(t.attr)
+        return names
+
+    def option_choices(self, dotted_attribute: str) -> Optional[Tuple[Any, Tuple[Any, ...]]]:
+        """(default, accepted values) of an option set as ``self.x = OptionValue(default, [a, b])``;
+        None when the attribute is absent. A WheelError when it is set some other way."""
+        found = self.resolve(dotted_attribute)
+        if found is None:
+            return None
+        value = getattr(found.node, "value", None)
+        if not (isinstance(value, ast.Call) and dotted_name(value.func) == "OptionValue" and len(value.args) == 2):
+            raise WheelError(f"{self.version}: {dotted_attribute} is not set as OptionValue(default, [choices])")
+        try:
+            return ast.literal_eval(value.args[0]), tuple(ast.literal_eval(value.args[1]))
+        except ValueError:
+            raise WheelError(f"{self.version}: the choices of {dotted_attribute} are not literals") from None
 
     @staticmethod
     def _function(member: str, node: ast.AST) -> Found:

@@ -36,6 +36,10 @@ class ApiUse(NamedTuple):
 
 _NPU = "torch_npu.npu."
 _PROF = "torch_npu.profiler."
+# torchair and npugraph_ex ship inside torch_npu and are imported as top-level ``torchair`` /
+# ``npugraph_ex`` (torch_npu puts proxies in sys.modules); their entries name the wheel's files.
+_TA = "torch_npu.dynamo.torchair."
+_EX = "torch_npu.dynamo.npugraph_ex."
 
 USES: Tuple[ApiUse, ...] = (
     # device selection and timing (device/__init__.py, device/accel.py)
@@ -83,7 +87,30 @@ USES: Tuple[ApiUse, ...] = (
     ApiUse(_PROF + "ProfilerActivity.NPU", "compiled"),
     ApiUse(_PROF + "schedule", "python", ("wait", "warmup", "active", "repeat", "skip_first")),
     ApiUse(_PROF + "tensorboard_trace_handler", "python"),
+    # graph mode (device/npu_graph.py)
+    ApiUse("torch_npu.__version__", "python"),
+    ApiUse(_TA + "CompilerConfig", "python"),
+    ApiUse(_TA + "CompilerConfig.mode", "python", optional=True,
+           why="absent in 2.1.0.post8 and post10 (GE graphs only); from 2.1.0.post12"),
+    ApiUse(_TA + "get_npu_backend", "python", ("compiler_config",)),
+    ApiUse(_EX + "CompilerConfig", "python", optional=True, why="the npugraph_ex package arrived in 2.11.0"),
+    ApiUse(_EX + "CompilerConfig.mode", "python", optional=True, why="the npugraph_ex package arrived in 2.11.0"),
+    ApiUse(_EX + "get_npu_backend", "python", ("compiler_config",), optional=True,
+           why="the npugraph_ex package arrived in 2.11.0"),
 )
+
+# Graph modes (device/npu_graph.py) -> the first checked torch_npu release that has it: for the
+# torchair modes, the first whose ``CompilerConfig.mode`` accepts the string; for npugraph_ex, the
+# first with the ``torch_npu/dynamo/npugraph_ex`` package. 2.1.0.post8/post10 build GE graphs
+# (max-autotune) without a mode option. Releases 2.2 to 2.4 were not checked; npu_graph.py detects
+# the features, so these say only where the conformance test expects them.
+GRAPH_MODE_SINCE: Dict[str, str] = {
+    "max-autotune": "2.1.0.post12",
+    "reduce-overhead": "2.1.0.post12",
+    "npugraph_ex": "2.11.0",
+}
+# SoC name prefixes of the chips torchair documents aclgraph (reduce-overhead, npugraph_ex) for.
+ACLGRAPH_CHIPS: Tuple[Tuple[str, str], ...] = (("Ascend910B", "Atlas A2"), ("Ascend910_93", "Atlas A3"))
 
 # Environment variables the fingerprint records by name (besides its prefixes) because torch_npu
 # reads them and they change speed or memory.
@@ -117,6 +144,12 @@ ALIASES: Dict[str, Dict[str, str]] = {
         "self._end": "torch_npu.npu.Event",
     },
     "pytest_npuperf/profiling.py": {"npu_prof": "torch_npu.profiler.profile"},
+    "pytest_npuperf/device/npu_graph.py": {
+        "torchair": "torch_npu.dynamo.torchair",
+        "npugraph_ex": "torch_npu.dynamo.npugraph_ex",
+        "ta_config": "torch_npu.dynamo.torchair.CompilerConfig",
+        "ex_config": "torch_npu.dynamo.npugraph_ex.CompilerConfig",
+    },
 }
 
 
