@@ -66,15 +66,18 @@ class NpuPerf:
         batch_size: int,
         workload: str,
         max_new_tokens: Optional[int] = None,
+        mode: str = "eager",
     ) -> Result:
-        """Warm up, time ``runs`` generations, compare with the baseline; fail on regression."""
+        """Warm up, time ``runs`` generations, compare with the baseline; fail on regression.
+        ``mode`` 'graph': the decode step compiled over a static KV cache (see graph/runner.py)."""
         return self._run(lambda: self._session.run_generation(
-            self.test_id, precision, batch_size, workload, self._tolerances, self._budgets, max_new_tokens))
+            self.test_id, precision, batch_size, workload, self._tolerances, self._budgets, max_new_tokens, mode))
 
-    def step(self, kind: str, precision: str, batch_size: int, length: int) -> Result:
-        """Time one model step: ``prefill`` over ``length`` tokens or ``decode`` at context ``length``."""
+    def step(self, kind: str, precision: str, batch_size: int, length: int, mode: str = "eager") -> Result:
+        """Time one model step: ``prefill`` over ``length`` tokens or ``decode`` at context ``length``
+        (``mode`` 'graph': the compiled decode step of graph mode)."""
         return self._run(lambda: self._session.run_step(
-            self.test_id, kind, precision, batch_size, length, self._tolerances, self._budgets))
+            self.test_id, kind, precision, batch_size, length, self._tolerances, self._budgets, mode))
 
     def op(self, name: str, precision: str, tokens: int) -> Result:
         """Time one operator (see ``pytest_npuperf.kernels.OPS``) at the model config's shapes."""
@@ -93,10 +96,13 @@ class NpuPerf:
         batch_timeout_s: float = 0.05,
         slos: Optional[List[str]] = None,
         seed: int = 0,
+        mode: str = "eager",
     ) -> Result:
         """``requests`` requests arriving at ``rate``/s (``math.inf``: all at once), served by
         ``engine`` ('static', 'continuous' or 'vllm'); each run of them is one sample. The 'vllm'
-        engine skips the test, with the reason, where vLLM (vllm-ascend on an NPU) is absent."""
+        engine skips the test, with the reason, where vLLM (vllm-ascend on an NPU) is absent.
+        ``mode`` 'graph' (static engine only): decode graphs for every batch size up to
+        ``max_batch``, compiled before the requests arrive."""
         from .serving import DEFAULT_SLOS, Scenario, parse_slo
 
         try:
@@ -108,7 +114,7 @@ class NpuPerf:
         except ServingError as exc:
             pytest.fail(f"{self.test_id}: {exc}", pytrace=False)
         return self._run(lambda: self._session.run_serving(
-            self.test_id, engine, precision, scenario, self._tolerances, self._budgets))
+            self.test_id, engine, precision, scenario, self._tolerances, self._budgets, mode))
 
     def _run(self, run: Callable[[], TestOutcome]) -> Result:
         if self.outcome is not None:

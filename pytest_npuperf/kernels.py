@@ -74,6 +74,7 @@ def step_kernel(loaded: Any, kind: str, batch: int, length: int, torch_device: s
         return Kernel(prefill, 2 * params * batch * length + attn, linear_bytes + kv_written)
     from .compat import cache_kwarg, crop_cache, dynamic_cache, output_cache
 
+
     ids = _token_ids(config, batch, length + 1, torch_device)
     arg = cache_kwarg(model)
     with torch.inference_mode():
@@ -89,9 +90,30 @@ def step_kernel(loaded: Any, kind: str, batch: int, length: int, torch_device: s
     def reset() -> None:
         crop_cache(cache, length)  # back to the context, so every call decodes the same step
 
-    kv_read = kv_bytes_per_token(config, kv_item) * batch * length
-    attn = 4 * d["layers"] * batch * length * d["heads"] * d["head_dim"]
-    return Kernel(decode, 2 * params * batch + attn, linear_bytes + kv_read, reset)
+    return Kernel(decode, *decode_cost(loaded, batch, length), reset)
+
+
+def decode_cost(loaded: Any, batch: int, attended: int) -> Tuple[float, float]:
+    """FLOPs and bytes of one decode step of ``batch`` rows attending over ``attended`` positions:
+    the weights (decoder linears as stored, the 16-bit lm_head) and the KV cache, read once."""
+    from .model import kv_bytes_per_token
+
+    config = loaded.model.config
+    d = _dims(config)
+    item = _itemsize(loaded)
+    weights = loaded.linear_weight_bytes + d["vocab"] * d["hidden"] * item
+    kv_read = kv_bytes_per_token(config, item) * batch * attended
+    attn = 4 * d["layers"] * batch * attended * d["heads"] * d["head_dim"]
+    return 2 * _matmul_params(d) * batch + attn, weights + kv_read
+
+
+def graph_decode_kernel(loaded: Any, plan: Any, batch: int, length: int, torch_device: str) -> Tuple[Kernel, Any, Any]:
+    """Graph mode's compiled decode step at context ``length``: (kernel, its shape, the same step
+    in eager mode). The static cache's attention reads every position of the cache."""
+    ids = _token_ids(loaded.model.config, batch, length + 1, torch_device)
+    plan.use(batch, length + 1)
+    call, rewind, eager, step = plan.runner.decode_kernel(ids)
+    return Kernel(call, *decode_cost(loaded, step.batch, step.cache_len), rewind), step, eager
 
 
 def _itemsize(loaded: Any) -> int:

@@ -192,10 +192,13 @@ def wait_until(t: float) -> None:
         time.sleep(delay)
 
 
-def run_static(loaded: Any, device: Any, prompts: Sequence[Any], scenario: Scenario) -> Tuple[List[RequestRecord], float]:
-    """Batches formed as requests arrive: up to max_batch, or whatever waited batch_timeout_s."""
+def run_static(loaded: Any, device: Any, prompts: Sequence[Any], scenario: Scenario,
+               generate: Any = None) -> Tuple[List[RequestRecord], float]:
+    """Batches formed as requests arrive: up to max_batch, or whatever waited batch_timeout_s.
+    ``generate``: measure.generate_fixed's contract (graph mode passes its compiled one)."""
     from .measure import TokenClock, generate_fixed, make_batch
 
+    generate = generate or generate_fixed
     offsets = scenario.arrivals()
     t0 = time.perf_counter() + 0.01
     arrivals = [t0 + o for o in offsets]
@@ -216,7 +219,7 @@ def run_static(loaded: Any, device: Any, prompts: Sequence[Any], scenario: Scena
         clock = TokenClock(time.perf_counter)
         device.synchronize()
         start = time.perf_counter()
-        out = generate_fixed(loaded, batch, scenario.max_new_tokens, clock)
+        out = generate(loaded, batch, scenario.max_new_tokens, clock)
         device.synchronize()
         if out.shape[1] - batch.input_ids.shape[1] != scenario.max_new_tokens:
             raise MeasurementError("generate did not produce the fixed output length")

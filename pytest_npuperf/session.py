@@ -496,6 +496,7 @@ class PerfSession:
         dtype_name: str,
         tolerances: Mapping[str, float],
         budgets: Mapping[str, float],
+        graph: Optional[GraphPlan] = None,
     ) -> TestOutcome:
         device = self.device()
         calibration = self.calibration()
@@ -517,6 +518,8 @@ class PerfSession:
             call()
             single = timer.stop()
             calls["per_sample"] = max(1, min(MAX_CALLS_PER_SAMPLE, math.ceil(MIN_SAMPLE_S / max(single, 1e-7))))
+            if graph:
+                graph.start_timing()
 
         def measure() -> Sample:
             n = calls["per_sample"]
@@ -529,8 +532,11 @@ class PerfSession:
             problem = check_bandwidth(kernel.bytes, seconds, calibration, outcome.test_id, published)
             if problem:
                 raise MeasurementError(problem)
-            return Sample(time_s=seconds, achieved_tflops=kernel.flops / seconds / 1e12,
-                          achieved_gb_s=kernel.bytes / seconds / 1e9)
+            sample = Sample(time_s=seconds, achieved_tflops=kernel.flops / seconds / 1e12,
+                            achieved_gb_s=kernel.bytes / seconds / 1e9)
+            if graph:
+                graph.stamp(sample)
+            return sample
 
         samples = self._samples(outcome, warm, measure, self.settings.runs)
         seconds = statistics.median(s.time_s for s in samples)
@@ -541,19 +547,28 @@ class PerfSession:
             "calls_per_sample": calls["per_sample"],
             "fraction_of_calibrated_tflops": kernel.flops / seconds / 1e12 / peak_tflops if peak_tflops else None,
             "fraction_of_calibrated_bandwidth": kernel.bytes / seconds / 1e9 / calibration["copy_gb_s"],
+            "execution_mode": "graph" if graph else "eager",
         }
+        if graph:
+            extra["graph"] = graph.summary()
         result = self._result(outcome.test_id, workload, samples, extra)
         return self._judge(outcome, result, measure, tolerances, budgets)
 
     def run_serving(
         self, test_id: str, engine: str, precision: str, scenario: Any,
-        tolerances: Mapping[str, float], budgets: Mapping[str, float],
+        tolerances: Mapping[str, float], budgets: Mapping[str, float], mode: str = "eager",
     ) -> TestOutcome:
-        """N requests arriving at a rate, served by one engine; each run of them is one sample."""
+        """N requests arriving at a rate, served by one engine; each run of them is one sample.
+        ``mode`` 'graph' (static engine): every batch runs on a compiled decode step, one per
+        batch size bucket up to max_batch, all compiled before the requests arrive."""
         from . import serving
 
+        check_mode(mode)
         if engine not in serving.ENGINES:
             raise serving.ServingError(f"unknown serving engine {engine!r}; accepted: {', '.join(serving.ENGINES)}")
+        if mode == "graph" and engine != "static":
+            raise serving.ServingError(f"graph mode serves with the static engine only, not {engine!r} "
+                                       "(continuous batching and vLLM bring their own graph handling)")
         scenario.validate()  # before anything is loaded
         get_precision(precision)
         if engine == "vllm":
@@ -575,10 +590,22 @@ class PerfSession:
                                 scenario.max_batch if engine == "static" else 1)
         summaries: List[Dict[str, Any]] = []
         servers: List[Any] = []  # the vLLM engine, built by the first run and kept for the others
+        graph = GraphPlan(self.graph_runner(loaded), loaded) if mode == "graph" else None
+        generate: Callable[..., Any] = generate_fixed
+        shapes: List[Tuple[int, int]] = []
+        if graph:
+            from .graph.runner import BATCH_BUCKETS, batch_bucket
+
+            tokens = max(token_counts) + scenario.max_new_tokens
+            shapes = [(b, graph.use(b, tokens).cache_len) for b in BATCH_BUCKETS if b <= batch_bucket(scenario.max_batch)]
+            cache_len = shapes[0][1]
+
+            def generate(loaded: Any, batch: Any, new: int, streamer: Any = None) -> Any:
+                return graph.runner.generate_fixed(loaded, batch, new, streamer, cache_len=cache_len)
 
         def measure() -> Sample:
             if engine == "static":
-                records, wall = serving.run_static(loaded, device, prompts, scenario)
+                records, wall = serving.run_static(loaded, device, prompts, scenario, generate)
             elif engine == "continuous":
                 records, wall = serving.run_continuous(loaded, device, prompts, scenario, capacity)
             else:
@@ -589,12 +616,20 @@ class PerfSession:
                 records, wall = servers[0].run(ids, scenario.arrivals(), scenario.max_new_tokens)
             summary = serving.summarize(records, wall, scenario.slos)
             summaries.append(summary)
-            return _serving_sample(summary, scenario.slos)
+            sample = _serving_sample(summary, scenario.slos)
+            if graph:
+                graph.stamp(sample)
+            return sample
 
         def warm() -> None:
+            if graph:  # the first max_batch requests as one batch: graph vs eager on the same weights
+                first = make_batch(loaded, prompts[: min(scenario.max_batch, len(prompts))], device.torch_device)
+                graph.check_agreement(first, scenario.max_new_tokens, cache_len=shapes[0][1])
             if self.settings.warmup:
                 measure()
                 summaries.clear()
+            if graph:
+                graph.start_timing()
 
         try:
             samples = self._samples(outcome, warm, measure, self.settings.runs)
@@ -603,15 +638,19 @@ class PerfSession:
                 loaded.model_id, loaded.fingerprint, precision, scenario.max_batch if engine == "static" else 0,
                 tuple(p.prompt_id for p in prompts), tuple(token_counts), scenario.max_new_tokens,
                 mode=f"serving-{engine}-rate{rate}-burst{scenario.burstiness:g}-seed{scenario.seed}"
-                     f"-timeout{scenario.batch_timeout_s:g}",
+                     f"-timeout{scenario.batch_timeout_s:g}" + ("-graph" if graph else ""),
                 input_ids_hash=token_ids_hash(ids),
                 tokenizer=tokenizer_identity(loaded),
-                generation=f"greedy, fixed length, engine={engine}, attn={loaded.attn_implementation}",
-                quant_kernel=loaded.quant_kernel,
+                generation=f"greedy, fixed length, engine={engine}, attn={loaded.attn_implementation}"
+                           + (f", decode step compiled, cache=static({shapes[0][1]})" if graph else ""),
+                quant_kernel=graph.quant_kernel() if graph else loaded.quant_kernel,
                 serving=serving_identity(scenario, servers[0].engine_args if servers else None),
+                graph=graph.identity(shapes) if graph else "",
             )
-            extra = {"serving_runs": summaries, "kv_capacity_tokens": capacity,
+            extra = {"serving_runs": summaries, "kv_capacity_tokens": capacity, "execution_mode": mode,
                      "slos": [dict(name=x.name, ttft_s=x.ttft_s, tpot_s=x.tpot_s) for x in scenario.slos]}
+            if graph:
+                extra["graph"] = graph.summary()
             if servers:
                 extra["vllm_engine_args"] = servers[0].engine_args
             return self._judge(outcome, self._result(test_id, workload, samples, extra), measure, tolerances, budgets)
@@ -621,15 +660,38 @@ class PerfSession:
 
     def run_step(
         self, test_id: str, kind: str, precision: str, batch_size: int, length: int,
-        tolerances: Mapping[str, float], budgets: Mapping[str, float],
+        tolerances: Mapping[str, float], budgets: Mapping[str, float], mode: str = "eager",
     ) -> TestOutcome:
-        """One prefill forward over ``length`` tokens, or one decode step at context ``length``."""
-        from .kernels import step_kernel
+        """One prefill forward over ``length`` tokens, or one decode step at context ``length``
+        (``mode`` 'graph': graph mode's compiled decode step over a static cache)."""
+        from .kernels import KernelError, graph_decode_kernel, step_kernel
 
+        check_mode(mode)
+        if mode == "graph" and kind != "decode":
+            raise KernelError(f"graph mode times the decode step only (what graph mode compiles), not {kind!r}")
         get_precision(precision)
         outcome = self._start(test_id)
         loaded = self._load(outcome, precision)
-        kernel = step_kernel(loaded, kind, batch_size, length, self.device().torch_device)
+        torch_device = self.device().torch_device
+        if mode == "graph":
+            plan = GraphPlan(self.graph_runner(loaded), loaded)
+            kernel, shape, eager = graph_decode_kernel(loaded, plan, batch_size, length, torch_device)
+            kernel.reset()
+            reference = eager()
+            kernel.reset()
+            try:
+                plan.set_agreement(plan.runner.logits_agreement(reference[:batch_size], kernel.fn()[:batch_size]))
+            except MeasurementError as exc:
+                outcome.error = f"measurement error: {exc}"
+                raise
+            workload = Workload(loaded.model_id, loaded.fingerprint, precision, batch_size, (kind,), (length,), 1,
+                                mode="step-decode-graph",
+                                generation=f"forward, cache=static({shape.cache_len}), decode step compiled, "
+                                           f"attn={loaded.attn_implementation}",
+                                quant_kernel=plan.quant_kernel(), graph=plan.identity([(shape.batch, shape.cache_len)]))
+            return self._run_kernel(outcome, kernel, workload, get_precision(precision).dtype, tolerances, budgets,
+                                    plan)
+        kernel = step_kernel(loaded, kind, batch_size, length, torch_device)
         workload = Workload(loaded.model_id, loaded.fingerprint, precision, batch_size, (kind,), (length,),
                             1 if kind == "decode" else 0, mode=f"step-{kind}",
                             generation=f"forward, cache=dynamic, attn={loaded.attn_implementation}",

@@ -62,13 +62,17 @@ class GraphPlan:
         return kernel_name(self.runner.device.kind, scheme, graph=True) if scheme else ""
 
     # -- trust --------------------------------------------------------------------------------
-    def check_agreement(self, batch: Any, new_tokens: int) -> Dict[str, Any]:
+    def check_agreement(self, batch: Any, new_tokens: int, cache_len: Optional[int] = None) -> Dict[str, Any]:
         """Eager vs graph on this batch (logits of the first decode step, greedy tokens)."""
         from ..measure import generate_fixed
 
         eager = generate_fixed(self.loaded, batch, new_tokens)
-        self._agreement = self.runner.agreement(batch, new_tokens, eager)  # GraphError when unlike
+        self._agreement = self.runner.agreement(batch, new_tokens, eager, cache_len)  # GraphError when unlike
         return self._agreement
+
+    def set_agreement(self, agreement: Dict[str, Any]) -> None:
+        """An agreement measured by the caller (a decode step's logits, eager vs compiled)."""
+        self._agreement = agreement
 
     def start_timing(self) -> None:
         """Every shape is compiled: from here on, a new graph is a recompilation while timed."""
