@@ -162,9 +162,16 @@ class GraphRunner:
             before = compat.compiled_graph_count()
             with compat.fresh_compile_cache():
                 start = time.perf_counter()
-                for _ in range(READY_CALLS):
-                    self._call(compiled, ids, mask, positions, slot)
-                    device.synchronize()
+                try:
+                    for _ in range(READY_CALLS):
+                        self._call(compiled, ids, mask, positions, slot)
+                        device.synchronize()
+                except torch._dynamo.exc.Unsupported as exc:  # a graph break under fullgraph=True
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise GraphError(
+                        f"the decode step (batch {batch}, cache {cache_len}) cannot be captured as one graph by "
+                        f"{self.backend.description}: {first}"
+                    ) from None
                 ready = time.perf_counter() - start
             steady = []
             for _ in range(READY_CALLS):
