@@ -188,7 +188,8 @@ def install() -> None:
         current["id"] = f"{loaded.precision}-bs{len(prompts)}-{prompts[0].prompt_id}"
         return batch
 
-    def measure_once(loaded: Any, device: Any, batch: FakeBatch, max_new_tokens: int, clock: Any = None) -> Sample:
+    def measure_once(loaded: Any, device: Any, batch: FakeBatch, max_new_tokens: int, clock: Any = None,
+                     generate: Any = None) -> Sample:
         test = current["id"]
         if os.environ.get("NPUPERF_FAKE_INDEX_LOG") and os.environ.get("NPUPERF_CONFIRMING") == "1":
             with open(os.environ["NPUPERF_FAKE_INDEX_LOG"], "a") as log:
