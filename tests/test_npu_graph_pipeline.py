@@ -169,3 +169,29 @@ def test_without_torchair_the_graph_tests_are_skipped_with_the_reason(graph_run:
     assert tests["test_eager"]["extra"]["execution_mode"] == "eager"
     assert "torchair" not in tests["test_eager"]["stack"]
     assert _backends(graph_run) == []
+
+
+INT8_SUITE = """
+import pytest
+
+pytestmark = pytest.mark.npu
+
+def test_graph_decode(npuperf):
+    npuperf.step("decode", "int8-w8a8", 1, 64, mode="graph")
+"""
+
+
+def test_int8_npu_kernels_run_inside_the_graph(graph_run: Any) -> None:
+    graph_run.pytester.makepyfile(test_perf=INT8_SUITE)
+    result = _run(graph_run, "2.14.0", A2)
+    result.assert_outcomes(passed=1)
+    test = _tests(graph_run)["test_graph_decode"]
+    # The eager int8 operators run inside the graph (quant.GRAPH_KERNELS has no NPU form). The fake's
+    # operators are Python and traced through: this proves the plugin's side (one static graph, no
+    # recompilation, agreement with eager), not how dynamo traces the real torch_npu operators.
+    assert test["workload"]["quant_kernel"] == "torch_npu.npu_dynamic_quant + npu_quant_matmul"
+    summary = test["extra"]["graph"]
+    assert (summary["backend"], summary["graphs"]) == ("npugraph_ex", 1)
+    assert summary["agreement"]["logits_cosine"] >= 0.999
+    decode_graphs = [g for b in _backends(graph_run) for g in b["graphs"] if any("embedding" in op for op in g["ops"])]
+    assert len(decode_graphs) == 1 and not decode_graphs[0]["symbolic"]
