@@ -10,7 +10,11 @@ NPUPERF_FAKE_NPU_SLOW_ONCE set, decode steps take twice as long, except in a con
 with NPUPERF_FAKE_NPU_CHILD_CRASH set, a confirmation child fails to load the model. Each
 operator call (``npuperf.op``) queues NPUPERF_FAKE_NPU_OP_S (default 0.02) seconds without waiting.
 The fake torchair of the same release (tests/fake_torchair.py) is importable as ``torchair`` and
-``npugraph_ex``, so graph mode compiles with its recording, eager-running backends.
+``npugraph_ex``, so graph mode compiles with its recording, eager-running backends. The release
+is NPUPERF_FAKE_NPU_RELEASE (default 2.14.0), the chip NPUPERF_FAKE_NPU_SOC (default ``SOC``);
+NPUPERF_FAKE_NPU_NO_TORCHAIR set makes it a torch_npu built without torchair. torch_npu's
+``__file__`` points into a temporary folder holding the release's ``dynamo/torchair`` (and
+``dynamo/npugraph_ex``) packages, so the fingerprint reads the torchair facts as on a real install.
 Everything else (device resolution, events, synchronize, measure_once, the verdict and the
 confirmation process) is the plugin's own code.
 """
@@ -18,7 +22,10 @@ confirmation process) is the plugin's own code.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Dict
 
 import fake_torch_npu
@@ -29,6 +36,7 @@ import pytest_npuperf.device.accel as accel_mod
 import pytest_npuperf.kernels as kernels_mod
 import pytest_npuperf.roofline as roofline_mod
 import pytest_npuperf.session as session_mod
+from pytest_npuperf.compat import is_compiling
 from pytest_npuperf.confirm import in_confirmation_child
 
 _SAVED: Dict[str, Any] = {}
@@ -42,22 +50,38 @@ class CpuBackedNpuDevice(accel_mod.AcceleratorDevice):
             self.torch_device = "cpu"
 
 
-def _queue_device_time(model: Any, npu: Any) -> None:
-    prefill = float(os.environ.get("NPUPERF_FAKE_NPU_PREFILL_S", "0.3"))
+def _decode_s() -> float:
     decode = float(os.environ.get("NPUPERF_FAKE_NPU_DECODE_S", "0.2"))
     if os.environ.get("NPUPERF_FAKE_NPU_SLOW_ONCE") and not in_confirmation_child():
         decode *= 2
+    return decode
+
+
+def _queue_device_time(model: Any, npu: Any) -> None:
+    prefill = float(os.environ.get("NPUPERF_FAKE_NPU_PREFILL_S", "0.3"))
+    decode = _decode_s()
+
     def before(module: Any, args: Any, kwargs: Any) -> None:
         # Queued when the forward starts, so the host's own work overlaps the device's (as on a
         # real device, where the host runs ahead): the step takes the device time, not the sum.
+        # Inside a compiled graph the hooks are traced, not run: the graph's replay queues the
+        # decode step instead (fake_torchair.FakeBackend.replay, set by install()).
+        if is_compiling():
+            return
         ids = kwargs.get("input_ids", args[0] if args else None)
         npu._launch(prefill if ids.shape[1] > 1 else decode)
 
     def after(module: Any, args: Any, output: Any) -> None:
-        npu._copy_to_host()  # generate reads the new token on the host
+        if not is_compiling():
+            npu._copy_to_host()  # generate reads the new token on the host
 
     model.register_forward_pre_hook(before, with_kwargs=True)
     model.register_forward_hook(after)
+
+
+def _replay_graph(npu: Any) -> None:
+    """A compiled decode step: one launch of the whole step's device time."""
+    npu._launch(_decode_s())
 
 
 def install() -> None:
@@ -67,13 +91,22 @@ def install() -> None:
     # (and caches the answer); the fake is not an importable package, so import it first.
     import transformers.models.mistral.modeling_mistral  # noqa: F401
 
-    mod = fake_torch_npu.build(version="2.14.0", soc=SOC, realtime=True)
+    release = os.environ.get("NPUPERF_FAKE_NPU_RELEASE", "2.14.0")
+    bundled = not os.environ.get("NPUPERF_FAKE_NPU_NO_TORCHAIR")
+    mod = fake_torch_npu.build(version=release, soc=os.environ.get("NPUPERF_FAKE_NPU_SOC", SOC), realtime=True)
+    files = Path(tempfile.mkdtemp(prefix="fake_torch_npu_"))
+    packages = [name for name in fake_torchair.build(release) if bundled]
+    for package in packages:
+        (files / "torch_npu" / "dynamo" / package).mkdir(parents=True)
+        (files / "torch_npu" / "dynamo" / package / "__init__.py").write_text("")
+    mod.__file__ = str(files / "torch_npu" / "__init__.py")
+    _SAVED["files"] = files
     _SAVED.update(torch_npu=sys.modules.get("torch_npu"), torch_npu_attr=getattr(torch, "npu", None),
                   accel=accel_mod.AcceleratorDevice, calibrate=roofline_mod.calibrate,
                   load_model=session_mod.load_model)
     sys.modules["torch_npu"] = mod
     torch.npu = mod.npu
-    graph_modules = fake_torchair.module_entries("2.14.0", bundled=True)
+    graph_modules = fake_torchair.module_entries(release, bundled=bundled)
     _SAVED["graph_modules"] = {name: sys.modules.get(name) for name in graph_modules}
     sys.modules.update(graph_modules)  # type: ignore[arg-type]
     mod.dynamo = graph_modules["torch_npu.dynamo"]  # type: ignore[attr-defined]
@@ -90,6 +123,8 @@ def install() -> None:
         return loaded
 
     session_mod.load_model = load_model
+    _SAVED["replay"] = fake_torchair.FakeBackend.replay
+    fake_torchair.FakeBackend.replay = lambda: _replay_graph(mod.npu)
     original_op = _SAVED["op_kernel"] = kernels_mod.op_kernel
 
     def op_kernel(*args: Any, **kwargs: Any) -> Any:
@@ -130,4 +165,6 @@ def uninstall() -> None:
     roofline_mod.calibrate = _SAVED["calibrate"]
     session_mod.load_model = _SAVED["load_model"]
     kernels_mod.op_kernel = _SAVED["op_kernel"]
+    fake_torchair.FakeBackend.replay = _SAVED["replay"]
+    shutil.rmtree(_SAVED["files"], ignore_errors=True)
     _SAVED.clear()

@@ -150,7 +150,13 @@ def _config_class(version: str, package: str) -> type:
 
 
 class FakeBackend:
-    """What ``get_npu_backend`` returns: a torch.compile backend that records and runs eagerly."""
+    """What ``get_npu_backend`` returns: a torch.compile backend that records and runs eagerly.
+
+    ``FakeBackend.replay``, where a test sets it, is called once before every run of a compiled
+    graph (the fake NPU session queues the step's device time there).
+    """
+
+    replay: Optional[Any] = None
 
     def __init__(self, package: str, compiler_config: Any, custom_decompositions: Dict[Any, Any]) -> None:
         self.package = package
@@ -166,7 +172,15 @@ class FakeBackend:
             isinstance(s, torch.SymInt) for s in x.shape)) for x in example_inputs)
         self.graphs.append({"graph": gm, "example_inputs": list(example_inputs), "symbolic": symbolic,
                             "kwargs": kwargs})
-        return gm.forward
+        replay = FakeBackend.replay
+        if replay is None:
+            return gm.forward
+
+        def run(*args: Any) -> Any:
+            replay()  # one launch for the whole graph, as a captured graph's replay
+            return gm.forward(*args)
+
+        return run
 
 
 def _package(version: str, name: str) -> types.ModuleType:

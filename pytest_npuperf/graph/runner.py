@@ -248,7 +248,11 @@ class GraphRunner:
                              f"not {rows}")
         with torch.no_grad():
             _, positions = self.prefill(step, input_ids[:, :context], torch.ones_like(input_ids[:, :context]))
-        token, slot = input_ids[:, context:], torch.tensor([context], dtype=torch.long, device=input_ids.device)
+        # A copy with the strides of the tokens the step was compiled with: a column of input_ids
+        # keeps its row stride (and counts as contiguous, so .contiguous() keeps it too), and dynamo
+        # guards strides, so the view recompiled the step in the warm-up, unreported.
+        token = input_ids[:, context:].clone(memory_format=torch.contiguous_format)
+        slot = torch.tensor([context], dtype=torch.long, device=input_ids.device)
 
         def call() -> Any:
             with torch.no_grad():
