@@ -315,15 +315,15 @@ def require_graph_mode(model: Any) -> None:
         raise Unsupported(
             f"graph mode: torch {_dotted(torch)} cannot capture transformers {_dotted(version)}'s {type(model).__name__} "
             "forward as one graph (its dynamo does not trace the wrapper transformers 5 puts around forward, "
-            "which reads func.__code__.co_varnames; seen with torch 2.6.0 and transformers 5.20.2, while torch 2.13 "
+            "which reads func.__code__.co_varnames; seen with torch 2.6.0 and transformers 5.20.2, while torch 2.7 "
             "captures it): on this torch use transformers 4.57 (pip install -e '.[torch25]'), or run "
             "--npuperf-mode eager")
 
 
-# The oldest torch whose dynamo was seen to capture transformers 5's Mistral forward (fullgraph):
-# 2.6.0 fails with transformers 5.20.2 (the compatibility job's stack), 2.13.0 passes with 5.24.0.
-# Releases in between are untested, so the floor stays at the first one known to work.
-GRAPH_TORCH_FOR_TRANSFORMERS_5 = (2, 13)
+# The oldest torch whose dynamo captures transformers 5's Mistral forward in one graph: 2.6.0
+# fails with transformers 5.20.2 (the compatibility job's stack); 2.7.1 and 2.8.0 with 5.20.2
+# (checked by hand: graph tokens equal to eager ones) and 2.13.0 with 5.24.0 (CI) capture it.
+GRAPH_TORCH_FOR_TRANSFORMERS_5 = (2, 7)
 
 
 def static_cache(model: Any, batch: int, length: int, device: Any, dtype: Any) -> Any:

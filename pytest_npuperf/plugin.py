@@ -179,8 +179,12 @@ def _uses_npuperf(item: pytest.Item) -> bool:
     return "npuperf" in getattr(item, "fixturenames", ())
 
 
-def _mode_of(item: pytest.Item) -> str:
-    """The execution mode a suite test is parametrized with ('mode'); eager without one."""
+def _mode_of(item: pytest.Item, outcome: Any = None) -> str:
+    """The execution mode a test measured in (its result says), else the one it is parametrized
+    with ('mode'), else eager."""
+    measured = outcome.result.extra.get("execution_mode") if outcome is not None and outcome.result else None
+    if measured:
+        return str(measured)
     callspec = getattr(item, "callspec", None)
     return str((callspec.params.get("mode") if callspec is not None else None) or "eager")
 
@@ -261,7 +265,7 @@ class NpuPerfPlugin:
         if outcome is not None and report.when == "call":
             report.npuperf_outcome = outcome.to_dict()  # travels to the xdist controller
         if report.when == "call" and _uses_npuperf(item):
-            report.npuperf_mode = _mode_of(item)  # so does this, for the wall time per mode
+            report.npuperf_mode = _mode_of(item, outcome)  # so does this, for the wall time per mode
         return report
 
     @pytest.hookimpl(wrapper=True)

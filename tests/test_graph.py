@@ -102,6 +102,21 @@ def test_decode_kernel_repeats_the_same_step(fp32_tiny, runner):
     assert torch.allclose(first, full, atol=1e-3)
 
 
+def test_a_recompilation_in_warm_up_counts_in_graph_compiles(fp32_tiny, runner):
+    plan = GraphPlan(runner, fp32_tiny)
+    own = plan.use(1, 100).graphs
+    torch.compile(lambda x: x * 5 - 1, backend="eager")(torch.ones(2))  # e.g. a guard failing on the first real call
+    plan.start_timing()
+
+    class Sample:
+        compile_s = graph_compiles = None
+
+    sample = Sample()
+    plan.stamp(sample)
+    assert sample.graph_compiles == own + 1
+    assert plan.summary()["warm_up_recompiles"] == 1
+
+
 def test_a_recompilation_while_timed_fails_the_sample(fp32_tiny, runner):
     plan = GraphPlan(runner, fp32_tiny)
     plan.use(1, 100)
