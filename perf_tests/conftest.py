@@ -2,9 +2,9 @@
 
 The quick preset keeps its own workloads (settings) and the cases not marked ``full_only``;
 ``--npuperf-mode`` keeps the execution modes asked for (eager, graph or both);
-tests run precision by precision (each model is loaded, and each graph shape compiled, once), and
-within a precision operators and steps run first, so that a failing generation test can name the
-operators and steps that regressed with it.
+tests run precision by precision (each model is loaded once), eager before graph, graph tests
+grouped by batch size (each shape compiled once), and within a group operators and steps first,
+so that a failing generation test can name the operators and steps that regressed with it.
 """
 
 import pytest
@@ -37,9 +37,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 
 
 def _order(item: pytest.Item) -> tuple:
-    """Precision by precision (one model load, and one compilation per graph shape, each), and
-    within one: operators, steps, then the rest."""
+    """Precision by precision (one model load each); within one, eager tests first (no compiled
+    graph or static cache held while they measure memory), then graph tests grouped by batch size
+    (a graph test holds only its own shapes, so neighbours sharing one compile it once), each
+    group in file order: operators, steps, then the rest."""
     params = item.callspec.params if hasattr(item, "callspec") else {}
     precision = params.get("precision")
     rank = PRECISION_ORDER.index(precision) if precision in PRECISION_ORDER else len(PRECISION_ORDER)
-    return rank, ORDER.get(item.path.name, 2)
+    graph = params.get("mode") == "graph"
+    batch = params.get("batch_size") or (params.get("shape") or (99,))[0] if graph else 0
+    return rank, graph, batch, ORDER.get(item.path.name, 2)

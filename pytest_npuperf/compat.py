@@ -399,3 +399,11 @@ def rewind_static_cache(cache: Any, length: int) -> None:
         counter = getattr(layer, "cumulative_length", None)
         if counter is not None and hasattr(counter, "fill_"):
             counter.fill_(length)
+
+
+def cudagraph_skip_count() -> int:
+    """Times inductor declined to use CUDA graphs for a compiled graph in this process (it then
+    runs the graph's kernels one launch at a time, with only a warning)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["inductor"]["cudagraph_skips"])

@@ -126,6 +126,10 @@ class NpuPerf:
             outcome = run()
         except (EngineUnavailable, Unsupported) as exc:
             self._session.discard(self.test_id)  # skipped: neither a result nor a failure
+            if self._session.has_baseline(self.test_id) and not self._session.settings.save_baseline:
+                # It ran on this device when its baseline was recorded: losing it is a regression.
+                pytest.fail(f"{self.test_id}: a baseline of this test is stored for this device, but the stack "
+                            f"cannot run it now: {exc}", pytrace=False)
             pytest.skip(f"{self.test_id}: {exc}")
         except MeasurementError as exc:
             pytest.fail(f"{self.test_id}: measurement error: {exc}", pytrace=False)

@@ -105,8 +105,10 @@ def real_token_counts(generated: Any, eos_id: int) -> List[int]:
     return counts
 
 
-def generate_fixed(loaded: LoadedModel, batch: Batch, max_new_tokens: int, streamer: Any = None) -> Any:
-    """Greedy generation of exactly ``max_new_tokens`` per row (EOS suppressed until then)."""
+def generate_fixed(loaded: LoadedModel, batch: Batch, max_new_tokens: int, streamer: Any = None,
+                   **extra: Any) -> Any:
+    """Greedy generation of exactly ``max_new_tokens`` per row (EOS suppressed until then).
+    ``extra``: more generate arguments (graph mode's agreement check asks for the logits)."""
     import torch
 
     eos = loaded.tokenizer.eos_id
@@ -122,6 +124,7 @@ def generate_fixed(loaded: LoadedModel, batch: Batch, max_new_tokens: int, strea
             pad_token_id=eos,
             eos_token_id=eos,
             streamer=streamer,
+            **extra,
         )
 
 

@@ -7,6 +7,7 @@ of the bandwidth roofline. A value a result does not carry is shown as '-', neve
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 Test = Mapping[str, Any]
@@ -28,7 +29,7 @@ def execution_mode(test: Test) -> str:
     mode = _extra(test).get("execution_mode")
     if mode:
         return str(mode)
-    return GRAPH if str(test.get("test_id", "")).endswith("-graph]") else EAGER
+    return GRAPH if re.search(r"-graph(\]|-)", str(test.get("test_id", ""))) else EAGER
 
 
 def mode_order(modes: Sequence[str]) -> List[str]:

@@ -107,19 +107,20 @@ def decode_step_bytes(loaded: LoadedModel, prompt_tokens: List[int], new_tokens:
     ``static_cache`` (rows, length): graph mode's static cache, whose attention reads every
     position of every row each step (positions not yet written are masked, not skipped).
     """
+    from .kernels import decode_cost
+
     config = loaded.model.config
     item = next(loaded.model.parameters()).element_size()
     per_token_kv = kv_bytes_per_token(config, item)
     width = max(prompt_tokens)
-    kv_bytes = per_token_kv * len(prompt_tokens) * (width + new_tokens)
-    # Weights read per decode step: decoder linears as stored + lm_head (embedding: one row).
-    step_bytes = loaded.linear_weight_bytes + config.vocab_size * config.hidden_size * item
-    if static_cache is None:
-        step_bytes += per_token_kv * len(prompt_tokens) * (width + new_tokens // 2)  # KV read, mid-generation
+    if static_cache is None:  # the KV cache read mid-generation (the average step)
+        rows, attended = len(prompt_tokens), width + new_tokens // 2
+        kv_bytes = per_token_kv * len(prompt_tokens) * (width + new_tokens)
     else:
-        rows, length = static_cache
-        kv_bytes = per_token_kv * rows * length
-        step_bytes += kv_bytes
+        rows, attended = static_cache
+        kv_bytes = per_token_kv * rows * attended
+    # Weights read per decode step (decoder linears as stored, the lm_head) and the KV cache.
+    step_bytes = int(decode_cost(loaded, rows, attended)[1])
     return {"kv_cache_bytes": kv_bytes, "decode_bytes_per_step": step_bytes}
 
 

@@ -180,13 +180,12 @@ def _uses_npuperf(item: pytest.Item) -> bool:
 
 
 def _mode_of(item: pytest.Item, outcome: Any = None) -> str:
-    """The execution mode a test measured in (its result says), else the one it is parametrized
-    with ('mode'), else eager."""
-    measured = outcome.result.extra.get("execution_mode") if outcome is not None and outcome.result else None
-    if measured:
-        return str(measured)
+    """The execution mode a test is parametrized with ('mode'), else the one its result says it
+    measured in (a test that passes mode= itself), else eager."""
     callspec = getattr(item, "callspec", None)
-    return str((callspec.params.get("mode") if callspec is not None else None) or "eager")
+    declared = callspec.params.get("mode") if callspec is not None else None
+    measured = outcome.result.extra.get("execution_mode") if outcome is not None and outcome.result else None
+    return str(declared or measured or "eager")
 
 
 PROGRESS_EVERY_S = 60.0

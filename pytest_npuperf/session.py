@@ -116,6 +116,7 @@ class PerfSession:
         self.stack: Dict[str, Any] = {}
         self._loaded: Optional[LoadedModel] = None
         self._graph: Optional[Any] = None  # the GraphRunner of the loaded model (graph mode)
+        self._warm_compilers: set = set()  # graph backends whose one-time start-up this process paid
         self._calibration: Optional[Dict[str, Any]] = None
         self._baselines: Dict[Tuple[str, str], Union[Dict[str, BaselineEntry], BaselineError]] = {}
 
@@ -244,7 +245,9 @@ class PerfSession:
 
         if self._graph is None or self._graph.loaded is not loaded:
             device = self.device()
-            self._graph = GraphRunner(loaded, device, select_backend(device.kind, device.name()))
+            backend = select_backend(device.kind, device.name())
+            self._graph = GraphRunner(loaded, device, backend, warm=backend.name not in self._warm_compilers)
+            self._warm_compilers.add(backend.name)
         return self._graph
 
     def _profile_entries(self) -> Union[Dict[str, BaselineEntry], BaselineError]:
@@ -263,6 +266,14 @@ class PerfSession:
         if isinstance(found, BaselineError):
             raise found
         return found.get(test_id)
+
+    def has_baseline(self, test_id: str) -> bool:
+        """Whether this profile's baselines hold ``test_id`` (False when they cannot be read:
+        the tests that need the file report that)."""
+        try:
+            return self.baseline_entry(test_id) is not None
+        except (BaselineError, DeviceUnavailable, DeviceShared):
+            return False
 
     def _recover_from_oom(self, exc: BaseException) -> str:
         """Describe the failure with the memory figures, then free the model for the next test."""
@@ -322,7 +333,8 @@ class PerfSession:
 
     def _samples(self, outcome: TestOutcome, warm: Callable[[], None], measure: Callable[[], Sample], runs: int) -> List[Sample]:
         """Warm up, then ``runs`` samples; measurement errors and OOM are recorded on the outcome."""
-        try:
+
+        def run() -> List[Sample]:
             warm()
             samples = []
             for index in range(runs):
@@ -330,6 +342,14 @@ class PerfSession:
                 check_finite(sample, index)
                 samples.append(sample)
             return samples
+
+        return self._guard(outcome, run)
+
+    def _guard(self, outcome: TestOutcome, work: Callable[[], Any]) -> Any:
+        """Run ``work``; a measurement error or an OOM is recorded on the outcome (the OOM frees
+        the model), anything else propagates."""
+        try:
+            return work()
         except MeasurementError as exc:
             outcome.error = f"measurement error: {exc}"
             raise
@@ -422,7 +442,7 @@ class PerfSession:
         batch = make_batch(loaded, prompts, device.torch_device)
         graph = GraphPlan(self.graph_runner(loaded), loaded) if mode == "graph" else None
         generate = graph.runner.generate_fixed if graph else generate_fixed
-        static = graph.static_cache(batch, new_tokens) if graph else None
+        static = graph.shape_for(batch.input_ids.shape[0], batch.input_ids.shape[1] + new_tokens) if graph else None
         workload_rec = Workload(
             model_id=loaded.model_id,
             model_fingerprint=loaded.fingerprint,
@@ -458,6 +478,7 @@ class PerfSession:
 
         def warm() -> None:
             if graph:  # compiles this shape (once per model) and proves the output matches eager
+                graph.use(*batch.input_ids.shape[:1], batch.input_ids.shape[1] + new_tokens)
                 graph.check_agreement(batch, new_tokens)
             warm_up(loaded, device, batch, new_tokens, s.warmup, generate)
             if graph:
@@ -596,8 +617,12 @@ class PerfSession:
         if graph:
             from .graph.runner import BATCH_BUCKETS, batch_bucket
 
+            if scenario.max_batch > BATCH_BUCKETS[-1]:
+                raise serving.ServingError(f"graph mode compiles batch sizes up to {BATCH_BUCKETS[-1]}; "
+                                           f"max_batch={scenario.max_batch} needs eager mode")
             tokens = max(token_counts) + scenario.max_new_tokens
-            shapes = [(b, graph.use(b, tokens).cache_len) for b in BATCH_BUCKETS if b <= batch_bucket(scenario.max_batch)]
+            shapes = [graph.shape_for(b, tokens) for b in BATCH_BUCKETS if b <= batch_bucket(scenario.max_batch)]
+            shapes = sorted(set(shapes))
             cache_len = shapes[0][1]
 
             def generate(loaded: Any, batch: Any, new: int, streamer: Any = None) -> Any:
@@ -622,7 +647,11 @@ class PerfSession:
             return sample
 
         def warm() -> None:
-            if graph:  # the first max_batch requests as one batch: graph vs eager on the same weights
+            if graph:  # every batch size bucket compiled before the requests arrive, as servers do
+                graph.plan(shapes)
+                for rows, _ in shapes:
+                    graph.use(rows, tokens)
+                # the first max_batch requests as one batch: graph vs eager on the same weights
                 first = make_batch(loaded, prompts[: min(scenario.max_batch, len(prompts))], device.torch_device)
                 graph.check_agreement(first, scenario.max_new_tokens, cache_len=shapes[0][1])
             if self.settings.warmup:
@@ -675,15 +704,16 @@ class PerfSession:
         torch_device = self.device().torch_device
         if mode == "graph":
             plan = GraphPlan(self.graph_runner(loaded), loaded)
-            kernel, shape, eager = graph_decode_kernel(loaded, plan, batch_size, length, torch_device)
-            kernel.reset()
-            reference = eager()
-            kernel.reset()
-            try:
+
+            def setup() -> Any:  # compiles the shape: errors and OOM recorded like a measurement's
+                kernel, shape, eager = graph_decode_kernel(loaded, plan, batch_size, length, torch_device)
+                kernel.reset()
+                reference = eager()
+                kernel.reset()
                 plan.set_agreement(plan.runner.logits_agreement(reference[:batch_size], kernel.fn()[:batch_size]))
-            except MeasurementError as exc:
-                outcome.error = f"measurement error: {exc}"
-                raise
+                return kernel, shape
+
+            kernel, shape = self._guard(outcome, setup)
             workload = Workload(loaded.model_id, loaded.fingerprint, precision, batch_size, (kind,), (length,), 1,
                                 mode="step-decode-graph",
                                 generation=f"forward, cache=static({shape.cache_len}), decode step compiled, "

@@ -36,9 +36,16 @@ EAGER_CAPTURE = GraphBackend("dynamo-eager", {"backend": "eager", "fullgraph": T
 
 @pytest.fixture(scope="module")
 def fp32_tiny():
-    """The tiny model in float32: eager and graph give the same greedy tokens, exactly."""
+    """The tiny model in float32 (eager and graph give the same greedy tokens, exactly), its
+    query and key projections scaled up 10x: random weights attend almost uniformly, so their
+    logits barely depend on positions; sharpened, a position or cache bug changes them (a one-step
+    position shift drops the logits cosine from 0.9999996 to 0.51)."""
     loaded = load_model("tiny", get_precision("bf16"), "cpu")
     loaded.model.float()
+    with torch.no_grad():
+        for layer in loaded.model.model.layers:
+            layer.self_attn.q_proj.weight.mul_(10.0)
+            layer.self_attn.k_proj.weight.mul_(10.0)
     require(compat.require_graph_mode, loaded.model)
     return loaded
 
@@ -72,9 +79,24 @@ def test_graph_generation_is_measured_like_eager(fp32_tiny, runner):
 
 def test_agreement_reports_logits_and_tokens(fp32_tiny, runner):
     batch = make_batch(fp32_tiny, batch_prompts("en_qa", 1), "cpu")
-    found = runner.agreement(batch, 6, generate_fixed(fp32_tiny, batch, 6))
+    eager = generate_fixed(fp32_tiny, batch, 6, output_logits=True, return_dict_in_generate=True)
+    found = runner.agreement(batch, 6, eager.sequences, list(eager.logits))
     assert found["logits_cosine"] > 0.99999 and found["logits_max_abs_diff"] < 1e-3
-    assert found["greedy_token_agreement"] == 1.0 and "cosine >=" in found["tolerance"]
+    assert found["greedy_token_agreement"] == 1.0 and "all 6 steps (eager tokens fed)" in found["tolerance"]
+
+
+def test_agreement_catches_a_loop_that_feeds_wrong_positions(fp32_tiny, runner, monkeypatch):
+    """A bug after the first step (here: positions off by one from step 2 on) fails the check."""
+    batch = make_batch(fp32_tiny, batch_prompts("zh_qa", 2), "cpu")
+    eager = generate_fixed(fp32_tiny, batch, 6, output_logits=True, return_dict_in_generate=True)
+    original = runner._call
+
+    def shifted(fn, ids, mask, positions, slot):
+        return original(fn, ids, mask, positions + (1 if int(slot) > batch.input_ids.shape[1] else 0), slot)
+
+    monkeypatch.setattr(runner, "_call", shifted)
+    with pytest.raises(GraphError, match="disagrees with eager.*all 6 steps"):
+        runner.agreement(batch, 6, eager.sequences, list(eager.logits))
 
 
 def test_logits_unlike_eager_fail_with_the_figures(runner):
@@ -104,7 +126,8 @@ def test_decode_kernel_repeats_the_same_step(fp32_tiny, runner):
 
 def test_a_recompilation_in_warm_up_counts_in_graph_compiles(fp32_tiny, runner):
     plan = GraphPlan(runner, fp32_tiny)
-    own = plan.use(1, 100).graphs
+    step = plan.use(1, 100)
+    own = step.graphs
     torch.compile(lambda x: x * 5 - 1, backend="eager")(torch.ones(2))  # e.g. a guard failing on the first real call
     plan.start_timing()
 
@@ -113,8 +136,22 @@ def test_a_recompilation_in_warm_up_counts_in_graph_compiles(fp32_tiny, runner):
 
     sample = Sample()
     plan.stamp(sample)
-    assert sample.graph_compiles == own + 1
+    assert sample.graph_compiles == own + 1 and step.graphs == own + 1  # later users of the shape report it too
     assert plan.summary()["warm_up_recompiles"] == 1
+
+
+def test_a_test_holds_only_the_shapes_it_uses(fp32_tiny, runner):
+    first = GraphPlan(runner, fp32_tiny)
+    first.use(2, 100)
+    second = GraphPlan(runner, fp32_tiny)
+    second.use(1, 100)
+    assert [(s.batch, s.cache_len) for s in runner.steps()] == [(1, 1024)]  # batch 2's cache and graph let go
+    serving = GraphPlan(runner, fp32_tiny)
+    serving.plan([(1, 1024), (2, 1024)])
+    serving.use(1, 100)
+    kept = runner.step(1, 1024)
+    serving.use(2, 100)
+    assert runner.step(1, 1024) is kept  # declared shapes are kept while the others compile
 
 
 def test_a_recompilation_while_timed_fails_the_sample(fp32_tiny, runner):

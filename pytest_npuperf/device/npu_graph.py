@@ -52,6 +52,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..compat import Unsupported
 from ..graph.backend import GraphBackend
+from ..graph.runner import GraphError
 from .npu_api import ACLGRAPH_CHIPS, GRAPH_MODE_SINCE
 
 # Preference order (module docstring).
@@ -108,8 +109,9 @@ def _require_chip(mode: str, device_name: str) -> str:
     return product
 
 
-class _Broken(Unsupported):
-    """The release has the backend and it does not load: reported, never replaced by another mode."""
+class _Broken(GraphError):
+    """The release has the backend and it does not load: the test fails (a broken install is a
+    regression, not a missing feature), never replaced by another mode."""
 
 
 def _npugraph_ex(release: str) -> Any:

@@ -78,17 +78,12 @@ def next_tokens(logits: Any, eos_id: int) -> Any:
     return scores.argmax(dim=-1, keepdim=True)
 
 
-_WARM_BACKENDS: set = set()
-
-
 def warm_compiler(backend: GraphBackend, device: Any) -> None:
-    """Compile a small function once per process and backend, so that the one-time start-up of
-    the compiler (its imports, worker processes, device toolchain) is not charged to whichever
-    shape a run happens to compile first: compile_s must not depend on test selection."""
+    """Compile a small function (once per process and backend: the caller keeps count), so that
+    the one-time start-up of the compiler (its imports, worker processes, device toolchain) is not
+    charged to whichever shape a run happens to compile first: compile_s must not depend on test
+    selection."""
     import torch
-
-    if backend.name in _WARM_BACKENDS:
-        return
 
     def tiny(x: Any, w: Any) -> Any:
         return torch.nn.functional.silu(x @ w) * 2.0 + 1.0
@@ -101,17 +96,17 @@ def warm_compiler(backend: GraphBackend, device: Any) -> None:
             compiled(x, w)
         device.synchronize()
     compat.reset_compiled()
-    _WARM_BACKENDS.add(backend.name)
 
 
 class GraphRunner:
     """The compiled decode steps of one loaded model on one device."""
 
-    def __init__(self, loaded: Any, device: Any, backend: GraphBackend) -> None:
+    def __init__(self, loaded: Any, device: Any, backend: GraphBackend, warm: bool = True) -> None:
         compat.require_graph_mode(loaded.model)
         compat.allow_recompiles(64)
         self.loaded, self.device, self.backend = loaded, device, backend
-        warm_compiler(backend, device)
+        if warm:
+            warm_compiler(backend, device)
         self._steps: Dict[Tuple[int, int], CompiledStep] = {}
         self._cache_arg = compat.cache_kwarg(loaded.model)
         self._mark_step = None
@@ -127,6 +122,20 @@ class GraphRunner:
         if key not in self._steps:
             self._steps[key] = self._compile(batch, cache_len)
         return self._steps[key]
+
+    def release_except(self, keep: List[Tuple[int, int]]) -> None:
+        """Drop every compiled shape when one is held that ``keep`` does not list (compiled graphs
+        can only be forgotten all together; the kept ones compile again when next used)."""
+        if any(key not in keep for key in self._steps):
+            self._steps.clear()
+            compat.reset_compiled()
+            self.device.empty_cache()
+
+    def check_captured(self, skips_before: int, when: str) -> None:
+        """With CUDA graphs asked for, fail when inductor declined them (it says so in a warning only)."""
+        if self.backend.name == "inductor-cudagraphs" and compat.cudagraph_skip_count() > skips_before:
+            raise GraphError(f"inductor skipped CUDA graphs for the decode step during {when} (see its warning): the "
+                             "step ran kernel by kernel, not as the captured graph this mode measures")
 
     def _compile(self, batch: int, cache_len: int) -> CompiledStep:
         import torch
@@ -160,6 +169,7 @@ class GraphRunner:
             decode(ids, mask, positions, slot)  # eager: allocates a lazily built cache outside the graph
             device.synchronize()
             before = compat.compiled_graph_count()
+            skips = compat.cudagraph_skip_count()
             with compat.fresh_compile_cache():
                 start = time.perf_counter()
                 try:
@@ -180,6 +190,7 @@ class GraphRunner:
                 device.synchronize()
                 steady.append(time.perf_counter() - start)
             graphs = compat.compiled_graph_count() - before
+            self.check_captured(skips, f"the compilation of batch {batch} x cache {cache_len}")
             cache.reset()
         compile_s = max(0.0, ready - READY_CALLS * statistics.median(steady))
         return CompiledStep(batch, cache_len, cache, mask, decode, compiled, compile_s, graphs)
@@ -195,7 +206,9 @@ class GraphRunner:
         import torch
 
         width = input_ids.shape[1]
-        step.cache.reset()
+        # Back to position 0: no memset of the whole cache inside a timed region; stale slots are
+        # masked (padding) or rewritten before they are read (causal).
+        compat.rewind_static_cache(step.cache, 0)
         step.mask.fill_(1)
         step.mask[:, :width].copy_(attention_mask)
         positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
@@ -212,26 +225,43 @@ class GraphRunner:
         length (serving: one length for every batch), else the smallest bucket that fits."""
         import torch
 
+        tokens, _ = self._decode(batch, max_new_tokens, cache_len, streamer)
+        return torch.cat([batch.input_ids, tokens], dim=1)
+
+    def _decode(self, batch: Any, max_new_tokens: int, cache_len: Optional[int], streamer: Any = None,
+                forced: Any = None) -> Tuple[Any, List[Any]]:
+        """The graph-mode loop: (new tokens of the batch's rows, per-step logits when ``forced``).
+
+        ``forced`` (rows, max_new_tokens): feed these tokens instead of the loop's own choices
+        (teacher forcing), and keep every step's logits, to compare step by step with eager."""
+        import torch
+
         rows, width = batch.input_ids.shape
         step = self.step(batch_bucket(rows), cache_len or cache_len_for(width + max_new_tokens))
         ids, mask = _pad_rows(batch.input_ids, step.batch), _pad_rows(batch.attention_mask, step.batch)
-        eos = loaded.tokenizer.eos_id
+        feed = _pad_rows(forced, step.batch) if forced is not None else None
+        eos = self.loaded.tokenizer.eos_id
+        kept: List[Any] = []
         with torch.no_grad():
             logits, positions = self.prefill(step, ids, mask)
             if streamer is not None:
                 streamer.put(batch.input_ids.cpu())
-            token = next_tokens(logits, eos)
-            out: List[Any] = [token]
-            if streamer is not None:
-                streamer.put(token[:rows].cpu())
-            for i in range(1, max_new_tokens):
-                slot = torch.tensor([width + i - 1], dtype=torch.long, device=ids.device)
-                logits = self._call(step.compiled, token, step.mask, positions + i, slot)
-                token = next_tokens(logits, eos)
+            out: List[Any] = []
+            token: Any = None
+            for i in range(max_new_tokens):
+                if i:
+                    slot = torch.tensor([width + i - 1], dtype=torch.long, device=ids.device)
+                    logits = self._call(step.compiled, token, step.mask, positions + i, slot)
+                if feed is not None:
+                    kept.append(logits[:rows].float().cpu())
+                    # a column of feed is a strided view: the graph was compiled for a dense (rows, 1)
+                    token = feed[:, i:i + 1].clone(memory_format=torch.contiguous_format)
+                else:
+                    token = next_tokens(logits, eos)
                 out.append(token)
                 if streamer is not None:
                     streamer.put(token[:rows].cpu())
-        return torch.cat([batch.input_ids, torch.cat(out, dim=1)[:rows]], dim=1)
+        return torch.cat(out, dim=1)[:rows], kept
 
     def decode_kernel(self, input_ids: Any) -> Tuple[Callable[[], Any], Callable[[], None], Callable[[], Any],
                                                       CompiledStep]:
@@ -268,33 +298,31 @@ class GraphRunner:
         return call, rewind, eager, step
 
     # -- trust --------------------------------------------------------------------------------
-    def agreement(self, batch: Any, max_new_tokens: int, eager_output: Any,
+    def agreement(self, batch: Any, max_new_tokens: int, eager_output: Any, eager_logits: List[Any],
                   cache_len: Optional[int] = None) -> Dict[str, Any]:
         """Graph vs eager on the same weights; raises GraphError when the logits disagree.
 
-        ``eager_output``: eager generate_fixed's ids for the same batch (prompt and new tokens).
-        """
+        ``eager_output`` and ``eager_logits``: eager generate's ids (prompt and new tokens) and
+        each step's logits for the same batch. The graph loop is fed eager's tokens (teacher
+        forcing) and every step's logits, of every row, must agree: a wrong position, cache slot,
+        mask or padding anywhere in the loop shows. The free-running greedy tokens are compared
+        too and reported (with random weights a near-tie can flip a row's continuation)."""
         import torch
 
-        rows, width = batch.input_ids.shape
-        step = self.step(batch_bucket(rows), cache_len or cache_len_for(width + max_new_tokens))
-        ids, mask = _pad_rows(batch.input_ids, step.batch), _pad_rows(batch.attention_mask, step.batch)
-        eos = self.loaded.tokenizer.eos_id
-        with torch.no_grad():
-            logits, positions = self.prefill(step, ids, mask)
-            token = next_tokens(logits, eos)
-            slot = torch.tensor([width], dtype=torch.long, device=ids.device)
-            eager = step.eager(token, step.mask, positions + 1, slot).float()[:rows].cpu()
-            compat.rewind_static_cache(step.cache, width)  # the compiled step writes the same slot
-            graph = self._call(step.compiled, token, step.mask, positions + 1, slot).float()[:rows].cpu()
-        result = self.logits_agreement(eager, graph)
-        graph_output = self.generate_fixed(self.loaded, batch, max_new_tokens, cache_len=step.cache_len)
-        same = (graph_output[:, width:].cpu() == eager_output[:, width:].cpu()).float().mean()
+        width = batch.input_ids.shape[1]
+        eager_new = eager_output[:, width:]
+        _, forced = self._decode(batch, max_new_tokens, cache_len, forced=eager_new.to(batch.input_ids.device))
+        eager_steps = torch.stack([x.float().cpu() for x in eager_logits])
+        graph_steps = torch.stack(forced)
+        result = self.logits_agreement(eager_steps.flatten(0, 1), graph_steps.flatten(0, 1),
+                                       f"all {max_new_tokens} steps (eager tokens fed), every row")
+        graph_output = self.generate_fixed(self.loaded, batch, max_new_tokens, cache_len=cache_len)
+        same = (graph_output[:, width:].cpu() == eager_new.cpu()).float().mean()
         result["greedy_token_agreement"] = float(same)
         return result
 
-    def logits_agreement(self, eager: Any, graph: Any) -> Dict[str, Any]:
-        """Logits of one decode step, eager vs compiled, row by row; GraphError beyond tolerance."""
+    def logits_agreement(self, eager: Any, graph: Any, what: str = "a decode step, every row") -> Dict[str, Any]:
+        """Logits, eager vs compiled, row by row (rows: (n, vocab)); GraphError beyond tolerance."""
         import torch
 
         eager, graph = eager.float().cpu(), graph.float().cpu()
@@ -303,7 +331,7 @@ class GraphRunner:
         max_diff = float((eager - graph).abs().max())
         if not (cosine >= MIN_LOGITS_COSINE and max_diff <= MAX_LOGITS_REL_DIFF * scale):
             raise GraphError(
-                f"the compiled decode step disagrees with eager on the same weights: logits cosine {cosine:.6f} "
+                f"graph mode disagrees with eager on the same weights ({what}): logits cosine {cosine:.6f} "
                 f"(>= {MIN_LOGITS_COSINE} needed), max |diff| {max_diff:.4g} vs max |logit| {scale:.4g} "
                 f"(<= {MAX_LOGITS_REL_DIFF:g}x needed); backend {self.backend.description}"
             )
@@ -312,7 +340,7 @@ class GraphRunner:
             "logits_max_abs_diff": max_diff,
             "logits_scale": scale,
             "greedy_token_agreement": None,
-            "tolerance": f"a decode step, every row: cosine >= {MIN_LOGITS_COSINE}, "
+            "tolerance": f"{what}: cosine >= {MIN_LOGITS_COSINE}, "
                          f"max |diff| <= {MAX_LOGITS_REL_DIFF} x max |eager logit|",
         }
 
