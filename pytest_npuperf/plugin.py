@@ -21,6 +21,7 @@ from .device import DeviceShared, DeviceUnavailable, prepare_torch_import
 from .fixture import NpuPerf, NpuPerfWarning
 from .settings import (
     DEVICES,
+    GRAPH_BACKENDS,
     MODE_CHOICES,
     PRESETS,
     SUMMARY_MODES,
@@ -66,6 +67,10 @@ _OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
      f"execution modes to run: {'|'.join(MODE_CHOICES)} (eager: transformers' generate, the study's path; graph: the "
      "decode step compiled by the device's graph backend over a static KV cache, ids ending in '-graph'). Default all.",
      "string"),
+    ("graph_backend", "npuperf_graph_backend",
+     f"graph backend: {'|'.join(GRAPH_BACKENDS)} (auto: on an NPU the first of npugraph_ex, reduce-overhead "
+     "(aclgraph), max-autotune (GE) that torch_npu and the chip support; pin one to keep comparing the same "
+     "compiler across a torch_npu upgrade; CUDA and CPU have one backend each). Default auto.", "string"),
     ("summary", "npuperf_summary",
      f"terminal summary: {'|'.join(SUMMARY_MODES)} (attention: what needs attention, counts per kind of test and "
      "the generation matrix; full: also every test's metric rows, as -v does). Default attention.", "string"),

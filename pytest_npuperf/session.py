@@ -245,7 +245,7 @@ class PerfSession:
 
         if self._graph is None or self._graph.loaded is not loaded:
             device = self.device()
-            backend = select_backend(device.kind, device.name())
+            backend = select_backend(device.kind, device.name(), self.settings.graph_backend)
             self._graph = GraphRunner(loaded, device, backend, warm=backend.name not in self._warm_compilers)
             self._warm_compilers.add(backend.name)
         return self._graph

@@ -32,6 +32,9 @@ SUMMARY_MODES = ("attention", "full")
 # decode step compiled by the device's graph backend over a static KV cache, as production runs).
 EXECUTION_MODES = ("eager", "graph")
 MODE_CHOICES = EXECUTION_MODES + ("all",)
+# Graph backends that can be pinned: torchair's modes on an NPU (device/npu_graph.py, in its
+# order of preference); 'auto' takes the first the installed release and the chip support.
+GRAPH_BACKENDS = ("auto", "npugraph_ex", "reduce-overhead", "max-autotune")
 MAX_TOLERANCE = 10.0
 DEFAULT_ACCELERATOR_PROCESSES = 3
 
@@ -66,6 +69,7 @@ class Settings:
     max_new_tokens_given: bool = False
     max_new_tokens: int = 120
     modes: Tuple[str, ...] = EXECUTION_MODES  # which execution modes run (--npuperf-mode)
+    graph_backend: str = "auto"  # --npuperf-graph-backend
     summary: str = "attention"  # terminal summary: what needs attention, or every metric row too
     tolerances: Tuple[Tuple[str, float], ...] = ()
     alpha: float = 0.05
@@ -102,6 +106,7 @@ class Settings:
             f"--npuperf-max-new-tokens={self.max_new_tokens}", f"--npuperf-warmup={self.warmup}",
             f"--npuperf-runs={self.runs}", f"--npuperf-max-runs={self.max_runs}", f"--npuperf-alpha={self.alpha}",
             f"--npuperf-mode={self.modes[0] if len(self.modes) == 1 else 'all'}",
+            f"--npuperf-graph-backend={self.graph_backend}",
         ]
         if self.threads is not None:
             args.append(f"--npuperf-threads={self.threads}")
@@ -227,6 +232,8 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
     if given("mode"):
         mode = _choice(raw["mode"], MODE_CHOICES)
         kwargs["modes"] = EXECUTION_MODES if mode == "all" else (mode,)
+    if given("graph_backend"):
+        kwargs["graph_backend"] = _choice(raw["graph_backend"], GRAPH_BACKENDS)
     kwargs["max_new_tokens"] = (
         _int(raw["max_new_tokens"], 2) if given("max_new_tokens") else PRESETS[preset]["max_new_tokens"]
     )

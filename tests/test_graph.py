@@ -201,6 +201,19 @@ def test_mode_option(tmp_path):
         build_settings({"mode": ("compiled", "--npuperf-mode")}, tmp_path)
     with pytest.raises(ValueError, match="unknown execution mode 'compiled'"):
         check_mode("compiled")
+    pinned = build_settings({"graph_backend": ("reduce-overhead", "--npuperf-graph-backend")}, tmp_path)
+    assert pinned.graph_backend == "reduce-overhead" and "--npuperf-graph-backend=reduce-overhead" in pinned.as_args()
+    with pytest.raises(SettingsError, match="--npuperf-graph-backend"):
+        build_settings({"graph_backend": ("aclgraph", "--npuperf-graph-backend")}, tmp_path)
+
+
+def test_pinned_backends_are_the_npu_modes():
+    from pytest_npuperf.device.npu_graph import GRAPH_MODES
+    from pytest_npuperf.settings import GRAPH_BACKENDS
+
+    assert GRAPH_BACKENDS == ("auto",) + GRAPH_MODES
+    with pytest.raises(compat.Unsupported, match="leave the option at auto"):
+        select_backend("cuda", "NVIDIA H100", "reduce-overhead")
 
 
 def test_int8_w8a16_graph_form_equals_the_eager_kernel(monkeypatch):

@@ -38,14 +38,18 @@ def cpu_compiler() -> str:
     )
 
 
-def select_backend(device_kind: str, device_name: str) -> GraphBackend:
-    """The graph backend of this device; Unsupported, with the reason, where there is none."""
+def select_backend(device_kind: str, device_name: str, requested: str = "auto") -> GraphBackend:
+    """The graph backend of this device (``requested``: 'auto' or a pinned torchair mode on an
+    NPU); Unsupported, with the reason, where there is none."""
     import torch
 
     if device_kind == "npu":
         from ..device.npu_graph import npu_backend
 
-        return npu_backend(device_name)
+        return npu_backend(device_name, None if requested == "auto" else requested)
+    if requested != "auto":
+        raise Unsupported(f"--npuperf-graph-backend {requested} names a torchair mode of an NPU; on {device_kind} "
+                          "graph mode has one backend: leave the option at auto")
     if device_kind == "cuda":
         kwargs = dict(backend="inductor", mode="reduce-overhead", fullgraph=True, dynamic=False)
         return GraphBackend("inductor-cudagraphs", kwargs,
