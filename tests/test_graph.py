@@ -298,3 +298,23 @@ def test_graph_mode_through_the_plugin(npt):
     assert step["extra"]["graph"]["compile_s"] == info["compile_s"]
     # The comparison of graph results against this baseline (no MISMATCH, compile_s and
     # graph_compiles judged) is the perf suite's record-then-compare in .ci/run.
+
+
+def test_a_test_with_a_stored_baseline_that_the_stack_can_no_longer_run_fails(npt):
+    """Skipping is for what this device never ran; losing a measured test is a regression."""
+    npt.fake("""
+import os
+import pytest
+
+@pytest.mark.npu
+def test_case(npuperf):
+    if os.environ.get("NPUPERF_TEST_GONE"):
+        npuperf.serve("vllm", "bf16", 20.0)  # vLLM absent here: EngineUnavailable
+    else:
+        npuperf.generate(precision="bf16", batch_size=1, workload="zh_qa")
+""")
+    npt.run("--npuperf-save-baseline").assert_outcomes(passed=1)
+    gone = npt.run(NPUPERF_TEST_GONE="1")
+    gone.assert_outcomes(failed=1)
+    gone.stdout.fnmatch_lines(["*a baseline of this test is stored for this device, but the stack cannot run it now*"])
+    npt.run("--npuperf-save-baseline", NPUPERF_TEST_GONE="1").assert_outcomes(skipped=1)
