@@ -36,7 +36,6 @@ import pytest_npuperf.device.accel as accel_mod
 import pytest_npuperf.kernels as kernels_mod
 import pytest_npuperf.roofline as roofline_mod
 import pytest_npuperf.session as session_mod
-from pytest_npuperf.compat import is_compiling
 from pytest_npuperf.confirm import in_confirmation_child
 
 _SAVED: Dict[str, Any] = {}
@@ -61,18 +60,24 @@ def _queue_device_time(model: Any, npu: Any) -> None:
     prefill = float(os.environ.get("NPUPERF_FAKE_NPU_PREFILL_S", "0.3"))
     decode = _decode_s()
 
+    import torch
+
+    # torch.compiler.is_compiling arrived in torch 2.3 (no graph mode before it); called as a
+    # closure, not a module global: torch 2.5's dynamo trips over a global alias of it.
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None) or (lambda: False)
+
     def before(module: Any, args: Any, kwargs: Any) -> None:
         # Queued when the forward starts, so the host's own work overlaps the device's (as on a
         # real device, where the host runs ahead): the step takes the device time, not the sum.
         # Inside a compiled graph the hooks are traced, not run: the graph's replay queues the
         # decode step instead (fake_torchair.FakeBackend.replay, set by install()).
-        if is_compiling():
+        if compiling():
             return
         ids = kwargs.get("input_ids", args[0] if args else None)
         npu._launch(prefill if ids.shape[1] > 1 else decode)
 
     def after(module: Any, args: Any, output: Any) -> None:
-        if not is_compiling():
+        if not compiling():
             npu._copy_to_host()  # generate reads the new token on the host
 
     model.register_forward_pre_hook(before, with_kwargs=True)
