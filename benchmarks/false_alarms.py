@@ -28,10 +28,10 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from pytest_npuperf.device.cpu import CPU_TIME_FLOOR
-from pytest_npuperf.metrics import METRICS
-from pytest_npuperf.noise import between_process_cv
-from pytest_npuperf.stats import DRIFT, IMPROVED, INCONCLUSIVE, OK, REGRESSED, decide
+from pytest_npuperf.devices.cpu import CPU_TIME_FLOOR
+from pytest_npuperf.judge.metrics import METRICS
+from pytest_npuperf.judge.noise import between_process_cv
+from pytest_npuperf.judge.stats import DRIFT, IMPROVED, INCONCLUSIVE, OK, REGRESSED, decide
 
 E2E = METRICS["e2e_s"]
 RUNS = 5
@@ -147,11 +147,11 @@ def _calibrated(model: NoiseModel, rng: random.Random) -> Tuple[List[float], flo
 def child(slowdown: float, new_tokens: int) -> None:
     import torch
 
-    from pytest_npuperf.device.cpu import CpuDevice
-    from pytest_npuperf.measure import make_batch, measure_once, warm_up
-    from pytest_npuperf.model import load_model
+    from pytest_npuperf.devices.cpu import CpuDevice
+    from pytest_npuperf.flows.measure import make_batch, measure_once, warm_up
+    from pytest_npuperf.model.loader import load_model
+    from pytest_npuperf.model.workloads import batch_prompts
     from pytest_npuperf.precision import get_precision
-    from pytest_npuperf.workloads import batch_prompts
 
     device = CpuDevice()
     loaded = load_model("tiny", get_precision("bf16"), "cpu")

@@ -13,8 +13,8 @@ import sys
 
 import torch
 
-from pytest_npuperf.device import resolve_device
-from pytest_npuperf.quant import _int8_linear_class
+from pytest_npuperf.devices import resolve_device
+from pytest_npuperf.model.quant import _int8_linear_class
 
 SHAPES = ((4096, 4096), (4096, 14336), (14336, 4096))  # (in_features K, out_features N)
 

@@ -3,7 +3,7 @@
 Within one process the samples of a test are tight; a new nightly run is a new process, and
 its medians move more. This script runs the suite N times, each in a fresh process, and
 prints, per test and metric, the in-process robust CV and the CV of the per-process medians.
-The CPU tolerance floor (device/cpu.py) must cover the latter.
+The CPU tolerance floor (devices/cpu.py) must cover the latter.
 
     python benchmarks/noise.py --processes 5 -- --npuperf-preset quick -k "bs1 or bs8"
 """

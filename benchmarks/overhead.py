@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from pytest_npuperf.device import resolve_device
-from pytest_npuperf.measure import generate_fixed, make_batch, measure_once, warm_up
-from pytest_npuperf.model import default_model, load_model
+from pytest_npuperf.devices import resolve_device
+from pytest_npuperf.flows.measure import generate_fixed, make_batch, measure_once, warm_up
+from pytest_npuperf.model.loader import default_model, load_model
+from pytest_npuperf.model.workloads import batch_prompts
 from pytest_npuperf.precision import get_precision
-from pytest_npuperf.workloads import batch_prompts
 
 
 def main() -> int:

@@ -7,9 +7,9 @@ in ``-graph``; the quick preset runs graph mode at batch 1 and 8.
 
 import pytest
 
+from pytest_npuperf.model.workloads import WORKLOADS
+from pytest_npuperf.modes import EXECUTION_MODES
 from pytest_npuperf.precision import PRECISIONS
-from pytest_npuperf.settings import EXECUTION_MODES
-from pytest_npuperf.workloads import WORKLOADS
 
 BATCH_SIZES = (1, 2, 4, 8)
 

@@ -7,8 +7,8 @@ generation tests, over a static cache.
 
 import pytest
 
+from pytest_npuperf.modes import EXECUTION_MODES
 from pytest_npuperf.precision import PRECISIONS
-from pytest_npuperf.settings import EXECUTION_MODES
 
 pytestmark = pytest.mark.npu
 

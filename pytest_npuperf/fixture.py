@@ -9,25 +9,21 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import pytest
 
-from .baseline import BaselineError
-from .compare import Comparison, failure_message
-from .compat import Unsupported
-from .confirm import in_confirmation_child, run_child
-from .kernels import KernelError
-from .measure import MeasurementError
-from .metrics import METRICS
-from .model import ModelError
-from .outcome import TestOutcome, check_budgets, related_regressions
-from .quant import QuantizationError
-from .result import Result
-from .serving import ServingError
-from .session import DeviceOutOfMemory, PerfSession
-from .stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED, UNCONFIRMED
-from .vllm_engine import EngineUnavailable
-
-
-class NpuPerfWarning(UserWarning):
-    """A verdict worth reading that does not fail the test (drift, improvement, inconclusive)."""
+from .errors import BaselineError, MeasurementError, NpuPerfWarning
+from .flows.confirm import in_confirmation_child, run_child
+from .flows.kernels import KernelError
+from .flows.serving.engines import ServingError
+from .flows.serving.vllm import EngineUnavailable
+from .flows.session import DeviceOutOfMemory, PerfSession
+from .judge.budgets import check_budgets
+from .judge.compare import Comparison, failure_message
+from .judge.metrics import METRICS
+from .judge.outcome import TestOutcome, related_regressions
+from .judge.result import Result
+from .judge.stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED, UNCONFIRMED
+from .model.loader import ModelError
+from .model.quant import QuantizationError
+from .stack.compat import Unsupported
 
 
 class NpuPerf:
@@ -69,7 +65,7 @@ class NpuPerf:
         mode: str = "eager",
     ) -> Result:
         """Warm up, time ``runs`` generations, compare with the baseline; fail on regression.
-        ``mode`` 'graph': the decode step compiled over a static KV cache (see graph/runner.py)."""
+        ``mode`` 'graph': the decode step compiled over a static KV cache (see flows/graph/runner.py)."""
         return self._run(lambda: self._session.run_generation(
             self.test_id, precision, batch_size, workload, self._tolerances, self._budgets, max_new_tokens, mode))
 
@@ -80,7 +76,7 @@ class NpuPerf:
             self.test_id, kind, precision, batch_size, length, self._tolerances, self._budgets, mode))
 
     def op(self, name: str, precision: str, tokens: int) -> Result:
-        """Time one operator (see ``pytest_npuperf.kernels.OPS``) at the model config's shapes."""
+        """Time one operator (see ``pytest_npuperf.flows.kernels.OPS``) at the model config's shapes."""
         return self._run(lambda: self._session.run_op(
             self.test_id, name, precision, tokens, self._tolerances, self._budgets))
 
@@ -103,7 +99,7 @@ class NpuPerf:
         engine skips the test, with the reason, where vLLM (vllm-ascend on an NPU) is absent.
         ``mode`` 'graph' (static engine only): decode graphs for every batch size up to
         ``max_batch``, compiled before the requests arrive."""
-        from .serving import DEFAULT_SLOS, Scenario, parse_slo
+        from .flows.serving.engines import DEFAULT_SLOS, Scenario, parse_slo
 
         try:
             parsed = tuple(parse_slo(x) for x in slos) if slos else DEFAULT_SLOS

@@ -16,9 +16,10 @@ from typing import Any, Dict, Generator, List, Set, Tuple
 
 import pytest
 
-from .confirm import child_device_index
-from .device import DeviceShared, DeviceUnavailable, prepare_torch_import
-from .fixture import NpuPerf, NpuPerfWarning
+from .devices import DeviceShared, DeviceUnavailable, prepare_torch_import
+from .errors import NpuPerfWarning
+from .fixture import NpuPerf
+from .flows.confirm import child_device_index
 from .settings import (
     DEVICES,
     GRAPH_BACKENDS,
@@ -205,7 +206,7 @@ class NpuPerfPlugin:
     """Run-level hooks, registered only once the settings are valid."""
 
     def __init__(self, settings: Settings, confirm_prefix: List[str]) -> None:
-        from .session import PerfSession
+        from .flows.session import PerfSession
 
         self.perf = PerfSession(settings)
         self.confirm_prefix = confirm_prefix
@@ -305,7 +306,7 @@ class NpuPerfPlugin:
             self.call_s.setdefault(report.npuperf_mode, []).append(report.duration)
         outcome = self.perf.outcomes.get(report.nodeid)
         if outcome is None and getattr(report, "npuperf_outcome", None) is not None:
-            from .outcome import TestOutcome
+            from .judge.outcome import TestOutcome
 
             outcome = self.perf.outcomes[report.nodeid] = TestOutcome.from_dict(report.npuperf_outcome)
             self.active = True  # the xdist controller: it collected nothing itself
@@ -317,7 +318,7 @@ class NpuPerfPlugin:
             self._finished(report, outcome)
 
     def _finished(self, report: pytest.TestReport, outcome: Any) -> None:
-        from .report import test_kind
+        from .report.terminal import test_kind
 
         now = time.monotonic()
         key = _file_of(report)
@@ -335,7 +336,7 @@ class NpuPerfPlugin:
     def _progress(self, outcome: Any, now: float) -> str:
         """'npuperf [12/80] fp16-bs8-zh_qa: 5 runs, OK; elapsed 1m02s, about 5m10s left
         (generation: 40 left, about 4m00s; serving: 8 left, about 1m10s)'."""
-        from .report import short_id
+        from .report.terminal import short_id
 
         runs = len(outcome.result.samples) if outcome.result else 0
         all_done = [d for ds in self.durations.values() for d in ds]
@@ -353,7 +354,7 @@ class NpuPerfPlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.active or hasattr(session.config, "workerinput"):
             return
-        from .baseline import BaselineError
+        from .errors import BaselineError
 
         saving = self.perf.settings.save_baseline
         # Before the outputs, so that they show the pooled samples that are saved.
@@ -371,8 +372,8 @@ class NpuPerfPlugin:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _write_outputs(self) -> None:
-        from .baseline import atomic_write_json
-        from .report import results_document
+        from .report.terminal import results_document
+        from .store.baselines import atomic_write_json
 
         if not self.perf.outcomes:
             return
@@ -383,7 +384,7 @@ class NpuPerfPlugin:
             atomic_write_json(s.results_path, doc)
             self.messages.append(f"npuperf: results written to {s.results_path}")
         if s.export_benchmark_json is not None:
-            from .export import benchmark_json
+            from .report.export import benchmark_json
 
             atomic_write_json(s.export_benchmark_json, benchmark_json(doc))
             self.messages.append(f"npuperf: pytest-benchmark JSON written to {s.export_benchmark_json}")
@@ -391,20 +392,20 @@ class NpuPerfPlugin:
         if markdown is None and os.environ.get("GITHUB_STEP_SUMMARY"):
             markdown = Path(os.environ["GITHUB_STEP_SUMMARY"])
         if markdown is not None:
-            from .export import markdown_summary
+            from .report.export import markdown_summary
 
             with open(markdown, "a", encoding="utf-8") as fh:
                 fh.write(markdown_summary(doc))
             self.messages.append(f"npuperf: Markdown summary written to {markdown}")
         if s.html_path is not None:
-            from .html import render_html
+            from .report.html import render_html
 
             s.html_path.write_text(render_html(doc, self.perf.store), encoding="utf-8")
             self.messages.append(f"npuperf: HTML report written to {s.html_path}")
 
     def _run_header(self) -> Dict[str, Any]:
-        from .modes import wall_time_by_mode
-        from .session import utc_now
+        from .flows.session import utc_now
+        from .report.modes import wall_time_by_mode
 
         self.resolve_preset()
         s = self.perf.settings
@@ -428,8 +429,8 @@ class NpuPerfPlugin:
         """With --npuperf-processes N > 1: run the recorded tests in N - 1 more fresh processes and
         replace each result by the pooled one, with its noise. False when a test could not be
         recorded in every process (it is then not saved)."""
-        from .confirm import in_confirmation_child
-        from .recording import record_processes
+        from .flows.confirm import in_confirmation_child
+        from .flows.recording import record_processes
 
         s = self.perf.settings
         first = {tid: o.result for tid, o in self.perf.outcomes.items()
@@ -475,7 +476,7 @@ class NpuPerfPlugin:
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         if not self.active:
             return
-        from .report import results_document, terminal_summary
+        from .report.terminal import results_document, terminal_summary
 
         lines: List[str] = []
         if self.perf.outcomes:
@@ -492,7 +493,7 @@ class NpuPerfPlugin:
 def npuperf_session(pytestconfig: pytest.Config) -> Any:
     """The run's PerfSession; skips every perf test with the reason when the device is absent, and
     fails them when the installed torch / transformers / numpy cannot work together."""
-    from .compat import installed_stack_problems
+    from .stack.compat import installed_stack_problems
 
     plugin = pytestconfig.stash[PLUGIN_KEY]
     problems = installed_stack_problems()

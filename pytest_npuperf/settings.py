@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .metrics import METRICS
+from .judge.metrics import METRICS
+from .modes import EXECUTION_MODES
 
 DEVICES = ("auto", "npu", "cuda", "cpu")
 BUILTIN_MODELS = ("tiny", "mistral-7b")
@@ -28,11 +29,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "quick": {"max_new_tokens": 32, "workloads": ("zh_qa", "en_qa")},
 }
 SUMMARY_MODES = ("attention", "full")
-# Execution modes: eager transformers generate (the reference study's path) and graph mode (the
-# decode step compiled by the device's graph backend over a static KV cache, as production runs).
-EXECUTION_MODES = ("eager", "graph")
 MODE_CHOICES = EXECUTION_MODES + ("all",)
-# Graph backends that can be pinned: torchair's modes on an NPU (device/npu_graph.py, in its
+# Graph backends that can be pinned: torchair's modes on an NPU (devices/npu_graph.py, in its
 # order of preference); 'auto' takes the first the installed release and the chip support.
 GRAPH_BACKENDS = ("auto", "npugraph_ex", "reduce-overhead", "max-autotune")
 MAX_TOLERANCE = 10.0
@@ -190,7 +188,7 @@ def _model(raw: Raw, rootdir: Path) -> str:
         raise SettingsError(
             f"{source}: {path} has no config.json, so it is not a Hugging Face checkpoint folder"
         )
-    from .model import ModelError, check_checkpoint
+    from .model.loader import ModelError, check_checkpoint
 
     try:
         check_checkpoint(str(path))

@@ -7,14 +7,14 @@ import scipy.stats  # noqa: F401
 import torch  # noqa: F401
 import transformers.models.mistral.modeling_mistral  # noqa: F401
 
-import pytest_npuperf.roofline
-import pytest_npuperf.session  # noqa: F401
+import pytest_npuperf.devices.calibration
+import pytest_npuperf.flows.session  # noqa: F401
 
 # pytester's in-process runs drop the modules first imported inside them; importing numpy,
 # scipy, torch and transformers here keeps them loaded once (numpy refuses to be imported twice
 # in one process, a second import of torch's C extension crashes it, and a second copy of
 # transformers has classes that fail the first copy's isinstance checks). tests/fakes.py patches
-# pytest_npuperf.session and .roofline: imported here, the runs share the copies it patched, also
+# pytest_npuperf.flows.session and .devices.calibration: imported here, the runs share the copies it patched, also
 # when a test file runs alone.
 
 pytest_plugins = ["pytester"]

@@ -32,11 +32,11 @@ import fake_torch_npu
 import fake_torchair
 import fakes
 
-import pytest_npuperf.device.accel as accel_mod
-import pytest_npuperf.kernels as kernels_mod
-import pytest_npuperf.roofline as roofline_mod
-import pytest_npuperf.session as session_mod
-from pytest_npuperf.confirm import in_confirmation_child
+import pytest_npuperf.devices.accel as accel_mod
+import pytest_npuperf.devices.calibration as roofline_mod
+import pytest_npuperf.flows.kernels as kernels_mod
+import pytest_npuperf.flows.session as session_mod
+from pytest_npuperf.flows.confirm import in_confirmation_child
 
 _SAVED: Dict[str, Any] = {}
 SOC = "Ascend910B3"  # the chip of the fake (a test may set another before the run starts)

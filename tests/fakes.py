@@ -1,6 +1,6 @@
 """Deterministic synthetic measurements for end-to-end plugin tests.
 
-``install()`` replaces the device, model and timing steps of ``pytest_npuperf.session`` with
+``install()`` replaces the device, model and timing steps of ``pytest_npuperf.flows.session`` with
 fakes whose samples come from a seeded generator, so the decision logic is exercised through
 the real plugin without real timing noise. Controlled by environment variables:
 
@@ -31,12 +31,12 @@ import sys
 import types
 from typing import Any, Dict, List
 
-from pytest_npuperf import device as device_mod
-from pytest_npuperf import roofline as roofline_mod
-from pytest_npuperf import session as session_mod
-from pytest_npuperf.measure import MeasurementError
-from pytest_npuperf.model import LoadedModel
-from pytest_npuperf.result import Sample
+from pytest_npuperf import devices as device_mod
+from pytest_npuperf.devices import calibration as roofline_mod
+from pytest_npuperf.errors import MeasurementError
+from pytest_npuperf.flows import session as session_mod
+from pytest_npuperf.judge.result import Sample
+from pytest_npuperf.model.loader import LoadedModel
 
 NOISE = 0.01  # 1% relative noise per sample
 MIB = 1024 * 1024
@@ -106,7 +106,7 @@ class FakeTokenizer:
 
 class FakeBatch:
     def __init__(self, prompts: Any) -> None:
-        from pytest_npuperf.result import token_ids_hash
+        from pytest_npuperf.judge.result import token_ids_hash
 
         rows = [FakeTokenizer().chat_ids(p.text) for p in prompts]
         self.prompt_ids = [p.prompt_id for p in prompts]
@@ -127,7 +127,7 @@ def _fake_module() -> Any:
     import torch
     from transformers import MistralConfig
 
-    from pytest_npuperf.model import TINY_CONFIG
+    from pytest_npuperf.model.loader import TINY_CONFIG
 
     weight = torch.zeros(1, dtype=torch.bfloat16)
     return types.SimpleNamespace(config=MistralConfig(**TINY_CONFIG), parameters=lambda: iter([weight]))

@@ -1,7 +1,7 @@
 """Probe calls of the int8 operators, run through the real wheels' meta functions and the fake.
 
 Each probe is written as tensor specs, so one table builds meta tensors for both sides. The
-probes cover the calls the project makes (quant.py), the combinations the issue found the fake
+probes cover the calls the project makes (model/quant.py), the combinations the issue found the fake
 wrong on, and the shape rules around them. Which side accepts what is not written here: the
 conformance test runs the real meta function and requires the fake to give the same verdict.
 
@@ -55,7 +55,7 @@ class Probe(NamedTuple):
 WQ = "npu_weight_quant_batchmatmul"
 DQ = "npu_dynamic_quant"
 QMM = "npu_quant_matmul"
-_W_T = T((K, N), "int8", transposed=True)  # quant.py: the (N, K) weight passed transposed
+_W_T = T((K, N), "int8", transposed=True)  # model/quant.py: the (N, K) weight passed transposed
 _QX, _W_KN = T((M, K), "int8"), T((K, N), "int8")
 _F32_N, _PT = T((N,), "float32"), T((M,), "float32")
 
@@ -65,7 +65,7 @@ def _qmm(id: str, scale: T = _F32_N, x1: T = _QX, x2: T = _W_KN, **kwargs: Any) 
 
 
 PROBES: Tuple[Probe, ...] = (
-    # w8a16: npu_weight_quant_batchmatmul(x, w.T, scale in x's dtype), as quant.py calls it
+    # w8a16: npu_weight_quant_batchmatmul(x, w.T, scale in x's dtype), as model/quant.py calls it
     Probe("wq-project-fp16", WQ, (T((M, K), "float16"), _W_T, T((N,), "float16")), {}),
     Probe("wq-project-bf16", WQ, (T((M, K), "bfloat16"), _W_T, T((N,), "bfloat16")), {}),
     Probe("wq-int64-scale", WQ, (T((M, K), "float16"), _W_T, T((N,), "int64")), {}),

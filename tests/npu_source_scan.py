@@ -1,7 +1,7 @@
 """Find every torch_npu / torch.npu use in the project's source, with the keywords of each call.
 
 Comments and strings are skipped (tokenize), so docstrings that mention a name do not count;
-aliases (``pytest_npuperf.device.npu_api.ALIASES``) map a local name to the torch_npu object it
+aliases (``pytest_npuperf.stack.npu_api.ALIASES``) map a local name to the torch_npu object it
 stands for in one file.
 """
 
@@ -91,7 +91,7 @@ def scan_text(text: str, file: str, aliases: Dict[str, str]) -> List[Use]:
 
 
 def scan_project() -> List[Use]:
-    from pytest_npuperf.device.npu_api import ALIASES
+    from pytest_npuperf.stack.npu_api import ALIASES
 
     uses: List[Use] = []
     for path in project_files():

@@ -1,6 +1,6 @@
 """Skips for tests that exercise a feature the installed torch / transformers lacks.
 
-The reason is the plugin's own (``pytest_npuperf.compat``), so a test skips exactly where the
+The reason is the plugin's own (``pytest_npuperf.stack.compat``), so a test skips exactly where the
 perf suite would skip the same feature, and runs everywhere else.
 """
 
@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from pytest_npuperf.compat import Unsupported
+from pytest_npuperf.stack.compat import Unsupported
 
 
 def require(check: Callable[..., Any], *args: Any) -> None:

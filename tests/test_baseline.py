@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_npuperf.baseline import BaselineError, BaselineStore, safe_component
-from pytest_npuperf.result import Result, Sample, Workload
+from pytest_npuperf.errors import BaselineError
+from pytest_npuperf.judge.result import Result, Sample, Workload
+from pytest_npuperf.store.baselines import BaselineStore, safe_component
 
 floats = st.floats(min_value=1e-4, max_value=1e4, allow_nan=False)
 

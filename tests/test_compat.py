@@ -1,4 +1,4 @@
-"""Version differences of torch and transformers (pytest_npuperf/compat.py).
+"""Version differences of torch and transformers (pytest_npuperf/stack/compat.py).
 
 The branches for older releases are exercised for real by the compatibility job (.ci/compat),
 one environment per supported stack; here each branch is also forced on the installed stack, so
@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pytest_npuperf import compat  # noqa: E402
-from pytest_npuperf.compat import Unsupported, parse_version, stack_problems  # noqa: E402
+from pytest_npuperf.stack import compat  # noqa: E402
+from pytest_npuperf.stack.compat import Unsupported, parse_version, stack_problems  # noqa: E402
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -161,8 +161,8 @@ def test_cache_length_of_a_legacy_tuple():
 
 
 def test_decode_step_crops_a_real_cache_back_to_its_context():
-    from pytest_npuperf.kernels import step_kernel
-    from pytest_npuperf.model import load_model
+    from pytest_npuperf.flows.kernels import step_kernel
+    from pytest_npuperf.model.loader import load_model
     from pytest_npuperf.precision import get_precision
 
     kernel = step_kernel(load_model("tiny", get_precision("bf16"), "cpu"), "decode", 2, 16, "cpu")
@@ -195,7 +195,7 @@ def test_continuous_batching_page_size_keyword(monkeypatch, version, key):
 
 def test_weight_bytes_leave_out_derived_buffers():
     """4.40 keeps per-layer rotary cos/sin tables as non-persistent buffers: not weights."""
-    from pytest_npuperf.model import module_bytes
+    from pytest_npuperf.model.loader import module_bytes
 
     layer = torch.nn.Linear(4, 4, bias=False)
     layer.register_buffer("cos_cached", torch.zeros(1000), persistent=False)

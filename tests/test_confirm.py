@@ -10,14 +10,14 @@ import pytest
 from test_baseline import make_result
 
 from pytest_npuperf import fixture as fixture_mod
-from pytest_npuperf.baseline import BaselineEntry
-from pytest_npuperf.compare import compare, floors_for
-from pytest_npuperf.confirm import DEVICE_INDEX_ENV, ChildRun, child_device_index, read_child, run_child
 from pytest_npuperf.fixture import NpuPerf
-from pytest_npuperf.outcome import TestOutcome
-from pytest_npuperf.result import Sample
+from pytest_npuperf.flows.confirm import DEVICE_INDEX_ENV, ChildRun, child_device_index, read_child, run_child
+from pytest_npuperf.judge.compare import compare, floors_for
+from pytest_npuperf.judge.outcome import TestOutcome
+from pytest_npuperf.judge.result import Sample
+from pytest_npuperf.judge.stats import DRIFT, REGRESSED, UNCONFIRMED
 from pytest_npuperf.settings import Settings
-from pytest_npuperf.stats import DRIFT, REGRESSED, UNCONFIRMED
+from pytest_npuperf.store.baselines import BaselineEntry
 
 SAVE = "--npuperf-save-baseline"
 ONE = "fp16-bs1-zh_qa"

@@ -14,21 +14,18 @@ pytest.importorskip("transformers")
 
 from stack import require  # noqa: E402
 
-from pytest_npuperf import compat  # noqa: E402
-from pytest_npuperf.device.cpu import CpuDevice  # noqa: E402
-from pytest_npuperf.graph.backend import GraphBackend, cpu_compiler, select_backend  # noqa: E402
-from pytest_npuperf.graph.plan import GraphPlan, check_mode  # noqa: E402
-from pytest_npuperf.graph.runner import (  # noqa: E402
-    GraphError,
-    GraphRunner,
-    batch_bucket,
-    cache_len_for,
-)
-from pytest_npuperf.measure import generate_fixed, make_batch, measure_once  # noqa: E402
-from pytest_npuperf.model import load_model  # noqa: E402
+from pytest_npuperf.devices.base import GraphBackend  # noqa: E402
+from pytest_npuperf.devices.cpu import CpuDevice  # noqa: E402
+from pytest_npuperf.devices.graph_backend import cpu_compiler, select_backend  # noqa: E402
+from pytest_npuperf.errors import GraphError  # noqa: E402
+from pytest_npuperf.flows.graph.plan import GraphPlan, check_mode  # noqa: E402
+from pytest_npuperf.flows.graph.runner import GraphRunner, batch_bucket, cache_len_for  # noqa: E402
+from pytest_npuperf.flows.measure import generate_fixed, make_batch, measure_once  # noqa: E402
+from pytest_npuperf.model.loader import load_model  # noqa: E402
+from pytest_npuperf.model.workloads import batch_prompts  # noqa: E402
 from pytest_npuperf.precision import get_precision  # noqa: E402
 from pytest_npuperf.settings import SettingsError, build_settings  # noqa: E402
-from pytest_npuperf.workloads import batch_prompts  # noqa: E402
+from pytest_npuperf.stack import compat  # noqa: E402
 
 EAGER_CAPTURE = GraphBackend("dynamo-eager", {"backend": "eager", "fullgraph": True, "dynamic": False},
                              "torch.compile(backend=eager, fullgraph=True, dynamic=False)")
@@ -208,7 +205,7 @@ def test_mode_option(tmp_path):
 
 
 def test_pinned_backends_are_the_npu_modes():
-    from pytest_npuperf.device.npu_graph import GRAPH_MODES
+    from pytest_npuperf.devices.npu_graph import GRAPH_MODES
     from pytest_npuperf.settings import GRAPH_BACKENDS
 
     assert GRAPH_BACKENDS == ("auto",) + GRAPH_MODES
@@ -217,7 +214,7 @@ def test_pinned_backends_are_the_npu_modes():
 
 
 def test_int8_w8a16_graph_form_equals_the_eager_kernel(monkeypatch):
-    from pytest_npuperf import quant
+    from pytest_npuperf.model import quant
 
     require(compat.require_int8, "cpu", "w8a16")
     torch.manual_seed(0)

@@ -9,12 +9,12 @@ import re
 
 import pytest
 
-from pytest_npuperf.compare import Comparison
-from pytest_npuperf.export import markdown_summary
-from pytest_npuperf.html import render_html
-from pytest_npuperf.outcome import TestOutcome
-from pytest_npuperf.report import results_document, terminal_summary
-from pytest_npuperf.result import Result, Sample, Workload
+from pytest_npuperf.judge.compare import Comparison
+from pytest_npuperf.judge.outcome import TestOutcome
+from pytest_npuperf.judge.result import Result, Sample, Workload
+from pytest_npuperf.report.export import markdown_summary
+from pytest_npuperf.report.html import render_html
+from pytest_npuperf.report.terminal import results_document, terminal_summary
 
 GRAPH = {"backend": "inductor", "description": "torch.compile(backend=inductor, fullgraph=True, dynamic=False)",
          "compile_s": 12.5, "graphs": 2, "cache_len": 160,
@@ -158,7 +158,7 @@ def test_the_change_of_compile_time_vs_the_baseline_is_shown_when_judged():
 
 
 def test_benchmark_json_carries_the_wall_time_per_mode():
-    from pytest_npuperf.export import benchmark_json
+    from pytest_npuperf.report.export import benchmark_json
 
     assert benchmark_json(_doc())["machine_info"]["npuperf_wall_time"] == WALL
 

@@ -3,9 +3,9 @@
 import json
 import math
 
-from pytest_npuperf.result import IDENTITY_VERSION, Workload, token_ids_hash
-from pytest_npuperf.serving import DEFAULT_SLOS, SLO, Scenario
-from pytest_npuperf.session import op_quant_kernel, serving_identity
+from pytest_npuperf.flows.serving.engines import DEFAULT_SLOS, SLO, Scenario
+from pytest_npuperf.flows.session import op_quant_kernel, serving_identity
+from pytest_npuperf.judge.result import IDENTITY_VERSION, Workload, token_ids_hash
 
 SAVE = "--npuperf-save-baseline"
 

@@ -5,11 +5,12 @@ import math
 import pytest
 from test_baseline import make_result
 
-from pytest_npuperf.baseline import BaselineEntry, BaselineError
-from pytest_npuperf.compare import compare, floors_for
-from pytest_npuperf.metrics import METRICS
-from pytest_npuperf.result import Sample
-from pytest_npuperf.stats import OK, REGRESSED, decide
+from pytest_npuperf.errors import BaselineError
+from pytest_npuperf.judge.compare import compare, floors_for
+from pytest_npuperf.judge.metrics import METRICS
+from pytest_npuperf.judge.result import Sample
+from pytest_npuperf.judge.stats import OK, REGRESSED, decide
+from pytest_npuperf.store.baselines import BaselineEntry
 
 SAVE = "--npuperf-save-baseline"
 ONE = "fp16-bs1-zh_qa"

@@ -9,16 +9,16 @@ torch = pytest.importorskip("torch")
 from stack import require  # noqa: E402
 from test_baseline import make_result  # noqa: E402
 
-from pytest_npuperf import quant  # noqa: E402
-from pytest_npuperf.baseline import BaselineEntry  # noqa: E402
-from pytest_npuperf.compare import compare, floors_for  # noqa: E402
-from pytest_npuperf.compat import require_int8  # noqa: E402
-from pytest_npuperf.metrics import METRICS  # noqa: E402
-from pytest_npuperf.model import load_model  # noqa: E402
+from pytest_npuperf.judge.compare import compare, floors_for  # noqa: E402
+from pytest_npuperf.judge.metrics import METRICS  # noqa: E402
+from pytest_npuperf.judge.result import Sample  # noqa: E402
+from pytest_npuperf.judge.stats import REGRESSED  # noqa: E402
+from pytest_npuperf.model import quant  # noqa: E402
+from pytest_npuperf.model.loader import load_model  # noqa: E402
+from pytest_npuperf.model.quant import QuantizationError, check_memory_released, quantize_model  # noqa: E402
 from pytest_npuperf.precision import get_precision  # noqa: E402
-from pytest_npuperf.quant import QuantizationError, check_memory_released, quantize_model  # noqa: E402
-from pytest_npuperf.result import Sample  # noqa: E402
-from pytest_npuperf.stats import REGRESSED  # noqa: E402
+from pytest_npuperf.stack.compat import require_int8  # noqa: E402
+from pytest_npuperf.store.baselines import BaselineEntry  # noqa: E402
 
 MIB = 2**20
 

@@ -6,16 +6,16 @@ torch = pytest.importorskip("torch")
 
 from stack import require  # noqa: E402
 
-from pytest_npuperf.compare import Comparison  # noqa: E402
-from pytest_npuperf.compat import output_cache, require_int8  # noqa: E402
-from pytest_npuperf.device.cpu import CpuDevice  # noqa: E402
-from pytest_npuperf.kernels import OPS, KernelError, op_kernel, step_kernel  # noqa: E402
-from pytest_npuperf.model import load_model, model_config  # noqa: E402
-from pytest_npuperf.outcome import TestOutcome, related_regressions  # noqa: E402
+from pytest_npuperf.devices.cpu import CpuDevice  # noqa: E402
+from pytest_npuperf.flows.kernels import OPS, KernelError, op_kernel, step_kernel  # noqa: E402
+from pytest_npuperf.judge.compare import Comparison  # noqa: E402
+from pytest_npuperf.judge.outcome import TestOutcome, related_regressions  # noqa: E402
+from pytest_npuperf.judge.result import Result, Sample, Workload  # noqa: E402
+from pytest_npuperf.judge.roofline import check_bandwidth, health_problems, known_peak  # noqa: E402
+from pytest_npuperf.judge.stats import OK, REGRESSED, Verdict  # noqa: E402
+from pytest_npuperf.model.loader import load_model, model_config  # noqa: E402
 from pytest_npuperf.precision import get_precision  # noqa: E402
-from pytest_npuperf.result import Result, Sample, Workload  # noqa: E402
-from pytest_npuperf.roofline import check_bandwidth, health_problems, known_peak  # noqa: E402
-from pytest_npuperf.stats import OK, REGRESSED, Verdict  # noqa: E402
+from pytest_npuperf.stack.compat import output_cache, require_int8  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +137,9 @@ def test_regressed_test_is_profiled(npt):
 
 
 def test_profile_of_a_real_generation_names_the_operators(tiny, tmp_path):
-    from pytest_npuperf.measure import make_batch, measure_once
-    from pytest_npuperf.profiling import profile_generation
-    from pytest_npuperf.workloads import batch_prompts
+    from pytest_npuperf.devices.profiler import profile_generation
+    from pytest_npuperf.flows.measure import make_batch, measure_once
+    from pytest_npuperf.model.workloads import batch_prompts
 
     device = CpuDevice()
     batch = make_batch(tiny, batch_prompts("zh_qa", 2), "cpu")

@@ -1,4 +1,4 @@
-"""The one list of torch_npu names (device/npu_api.py) covers every use in the project's source."""
+"""The one list of torch_npu names (stack/npu_api.py) covers every use in the project's source."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import textwrap
 import npu_source_scan
 import pytest
 
-from pytest_npuperf.device import npu_api
+from pytest_npuperf.stack import npu_api
 
 
 def _covered(use: npu_source_scan.Use) -> str:

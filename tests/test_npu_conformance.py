@@ -4,15 +4,15 @@ For the oldest supported, one middle and the newest torch-npu release (tests/tor
 override with NPUPERF_TORCH_NPU_VERSIONS), downloaded once into the wheel cache and unpacked
 without installing:
 
-1. every name, keyword and environment variable in ``pytest_npuperf.device.npu_api`` exists in
+1. every name, keyword and environment variable in ``pytest_npuperf.stack.npu_api`` exists in
    the wheel (an ``optional`` name may be missing except in the newest);
-2. the int8 calls exactly as ``quant.py`` makes them pass the wheel's own meta functions, for fp16
+2. the int8 calls exactly as ``model/quant.py`` makes them pass the wheel's own meta functions, for fp16
    and bf16 activations, at Mistral-7B's layer shapes;
 3. the fake torch_npu of that version agrees with the real meta functions on every probe in
    tests/npu_probes.py, apart from the documented limits listed there;
 4. the fake's version-dependent surface (keywords, ``get_cann_version``, device properties)
    matches the wheel;
-5. graph mode (``pytest_npuperf/device/npu_graph.py``): the torchair and npugraph_ex names the
+5. graph mode (``pytest_npuperf/devices/npu_graph.py``): the torchair and npugraph_ex names the
    project uses resolve in the wheel's ``torch_npu/dynamo`` sources (item 1), the mode strings
    each release accepts are the ones ``npu_api.GRAPH_MODE_SINCE`` expects (so a release where
    the project raises Unsupported really lacks the mode), the import proxies the project relies
@@ -43,8 +43,8 @@ import torch_npu_meta as meta
 import torch_npu_wheels as wheels
 from packaging.version import Version
 
-from pytest_npuperf import quant
-from pytest_npuperf.device import npu_api
+from pytest_npuperf.model import quant
+from pytest_npuperf.stack import npu_api
 
 NEWEST = max(wheels.versions(), key=Version)
 
@@ -112,7 +112,7 @@ def test_every_name_the_project_uses_exists(wheel: wheels.Wheel, record_property
 
 @pytest.mark.npu_conformance
 def test_error_phrases_the_project_recognises_are_raised_by_the_release(wheel: wheels.Wheel) -> None:
-    """device/__init__.py keys its hints on these phrases; a reworded error would lose its hint."""
+    """devices/__init__.py keys its hints on these phrases; a reworded error would lose its hint."""
     for phrase, since in npu_api.ERROR_PHRASES.items():
         present = any(phrase in wheel.read_text(m) for m in sorted(wheel.members)
                       if m.startswith("torch_npu/") and m.endswith("__init__.py"))
@@ -161,7 +161,7 @@ def test_project_int8_calls_pass_the_real_meta_functions(meta_ops: meta.MetaOps,
             try:
                 y = linear(x)
             except meta.Rejected as exc:
-                pytest.fail(f"torch_npu {meta_ops.version} rejects quant.py's {scheme} call for {name} "
+                pytest.fail(f"torch_npu {meta_ops.version} rejects model/quant.py's {scheme} call for {name} "
                             f"({rows}x{linear.in_features} {act}): {exc}", pytrace=False)
             assert (tuple(y.shape), y.dtype) == ((rows, linear.out_features), dtype), name
 
@@ -238,7 +238,7 @@ def test_fake_surface_matches_the_release(wheel: wheels.Wheel) -> None:
     assert not mismatches, f"torch_npu {wheel.version}:\n" + "\n".join(mismatches)
 
 
-# --- graph mode: torchair and npugraph_ex (device/npu_graph.py) --------------------------------
+# --- graph mode: torchair and npugraph_ex (devices/npu_graph.py) --------------------------------
 
 _TA, _EX = "torch_npu.dynamo.torchair", "torch_npu.dynamo.npugraph_ex"
 

@@ -6,9 +6,9 @@ import textwrap
 import fake_torch_npu
 import pytest
 
-from pytest_npuperf import fingerprint
-from pytest_npuperf.device import DeviceUnavailable, import_torch_npu, resolve_device
-from pytest_npuperf.device.accel import AcceleratorDevice
+from pytest_npuperf.devices import DeviceUnavailable, import_torch_npu, resolve_device
+from pytest_npuperf.devices.accel import AcceleratorDevice
+from pytest_npuperf.stack import fingerprint
 
 GIB = 2**30
 

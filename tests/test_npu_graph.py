@@ -1,4 +1,4 @@
-"""Graph mode on an NPU (device/npu_graph.py) against the fake torch_npu + torchair of each release."""
+"""Graph mode on an NPU (devices/npu_graph.py) against the fake torch_npu + torchair of each release."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import fake_torch_npu
 import fake_torchair
 import pytest
 
-from pytest_npuperf import fingerprint
-from pytest_npuperf.compat import Unsupported
-from pytest_npuperf.device import npu_graph
-from pytest_npuperf.graph.backend import select_backend
+from pytest_npuperf.devices import npu_graph
+from pytest_npuperf.devices.graph_backend import select_backend
+from pytest_npuperf.stack import fingerprint
+from pytest_npuperf.stack.compat import Unsupported
 
 A2, A3, DUO, TRAINING = "Ascend910B3", "Ascend910_9391", "Ascend310P3", "Ascend910A"
 
@@ -119,7 +119,7 @@ def test_torch_npu_that_does_not_import_is_unsupported(monkeypatch: pytest.Monke
 def test_a_broken_npugraph_ex_is_reported_not_replaced_by_another_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     """A release that ships the backend and cannot load it fails the test (GraphError, a
     measurement error): a broken install must not turn the graph tests into skips."""
-    from pytest_npuperf.graph.runner import GraphError
+    from pytest_npuperf.errors import GraphError
 
     mods = _stack(monkeypatch, "2.14.0")
 
@@ -271,6 +271,6 @@ def test_fingerprint_records_the_bundled_torchair_and_npugraph_ex(monkeypatch: p
 def test_fingerprint_without_torchair_records_none(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     npu = fake_torch_npu.install(monkeypatch, version="2.8.0")
     monkeypatch.setattr(npu, "__file__", _torch_npu_files(tmp_path), raising=False)
-    monkeypatch.setattr(fingerprint, "package_version", lambda name: None)
+    monkeypatch.setattr(fingerprint, "package_version", lambda *names: None)
     stack = fingerprint.collect("npu", {}, environ={})
     assert "torchair" not in stack and "npugraph_ex" not in stack

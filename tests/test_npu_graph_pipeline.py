@@ -2,7 +2,7 @@
 
 The run's conftest installs the real-time fake torch_npu of a release with that release's fake
 torchair (tests/fake_npu_session.py); the plugin resolves the NPU, picks the graph backend the
-release and chip imply (device/npu_graph.py), compiles the tiny model's decode step with it
+release and chip imply (devices/npu_graph.py), compiles the tiny model's decode step with it
 (the fake backend records every graph dynamo hands it, then runs it eagerly) and measures a
 graph-mode generation and decode step next to an eager generation. Before the fake is removed
 the conftest writes what the fake backends received to ``backends.json``.
@@ -93,9 +93,9 @@ def graph_capable() -> None:
     transformers 5's forward): the suite skips those graph tests the same way."""
     from stack import require
 
-    from pytest_npuperf import compat
-    from pytest_npuperf.model import load_model
+    from pytest_npuperf.model.loader import load_model
     from pytest_npuperf.precision import get_precision
+    from pytest_npuperf.stack import compat
 
     require(compat.require_graph_mode, load_model("tiny", get_precision("bf16"), "cpu").model)
 

@@ -16,10 +16,10 @@ import textwrap
 import fake_torch_npu
 import pytest
 
-from pytest_npuperf import fingerprint
-from pytest_npuperf.device import DeviceUnavailable, import_error_hint, import_torch_npu, resolve_device
-from pytest_npuperf.device.accel import AcceleratorDevice
-from pytest_npuperf.npu_int8 import unsupported
+from pytest_npuperf.devices import DeviceUnavailable, import_error_hint, import_torch_npu, resolve_device
+from pytest_npuperf.devices.accel import AcceleratorDevice
+from pytest_npuperf.devices.npu_int8 import unsupported
+from pytest_npuperf.stack import fingerprint
 
 CONFLICT = ("RuntimeError: Two accelerators cannot be used at the same time in PyTorch: npu and cuda. You can "
             "install the cpu version of PyTorch to use your npu device, or use the cuda device with "
@@ -174,7 +174,7 @@ def test_unsupported_int8_on_310p_is_skipped_with_the_reason(npt, monkeypatch, p
 
     fake_torch_npu.install(monkeypatch, soc="Ascend310P3")
     # The fake NPU holds no tensors: the header's matmul calibration gets the fakes' numbers.
-    monkeypatch.setattr("pytest_npuperf.roofline.calibrate", lambda device, budget_s=1.0: dict(fakes.CALIBRATION))
+    monkeypatch.setattr("pytest_npuperf.devices.calibration.calibrate", lambda device, budget_s=1.0: dict(fakes.CALIBRATION))
     npt.pytester.makepyfile(test_perf=textwrap.dedent(
         f"""
         def test_generate(npuperf):

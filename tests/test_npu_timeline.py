@@ -17,11 +17,12 @@ from typing import Any
 import fake_torch_npu
 import pytest
 
-from pytest_npuperf.device.accel import AcceleratorDevice
-from pytest_npuperf.measure import MeasurementError, make_batch, measure_once
-from pytest_npuperf.model import load_model
+from pytest_npuperf.devices.accel import AcceleratorDevice
+from pytest_npuperf.errors import MeasurementError
+from pytest_npuperf.flows.measure import make_batch, measure_once
+from pytest_npuperf.model.loader import load_model
+from pytest_npuperf.model.workloads import batch_prompts
 from pytest_npuperf.precision import get_precision
-from pytest_npuperf.workloads import batch_prompts
 
 PREFILL_S, DECODE_S = 0.050, 0.010
 LAUNCH_S = fake_torch_npu.LAUNCH_S

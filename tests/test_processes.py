@@ -5,10 +5,10 @@ import json
 import pytest
 from test_baseline import make_result
 
-from pytest_npuperf.baseline import BaselineEntry
-from pytest_npuperf.compare import NO_PROCESS_NOISE, compare, floors_for
-from pytest_npuperf.noise import NOISE_METRICS
+from pytest_npuperf.judge.compare import NO_PROCESS_NOISE, compare, floors_for
+from pytest_npuperf.judge.noise import NOISE_METRICS
 from pytest_npuperf.settings import build_settings
+from pytest_npuperf.store.baselines import BaselineEntry
 
 SAVE = "--npuperf-save-baseline"
 
@@ -77,7 +77,7 @@ def test_an_accelerator_baseline_without_noise_says_so_in_each_row(kind, noted):
 def test_the_header_names_accelerator_baselines_without_noise(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from pytest_npuperf.session import PerfSession
+    from pytest_npuperf.flows.session import PerfSession
 
     stored = make_result()
     entries = {"a": BaselineEntry("a", stored.to_dict(), "x"),

@@ -7,10 +7,9 @@ torch = pytest.importorskip("torch")
 import fake_torch_npu  # noqa: E402
 from stack import require  # noqa: E402
 
-from pytest_npuperf.compat import require_dtype, require_int8  # noqa: E402
-from pytest_npuperf.model import load_model  # noqa: E402
-from pytest_npuperf.precision import get_precision  # noqa: E402
-from pytest_npuperf.quant import (  # noqa: E402
+from pytest_npuperf.judge.result import Workload  # noqa: E402
+from pytest_npuperf.model.loader import load_model  # noqa: E402
+from pytest_npuperf.model.quant import (  # noqa: E402
     QuantizationError,
     _int8_linear_class,
     check_quantized,
@@ -18,7 +17,8 @@ from pytest_npuperf.quant import (  # noqa: E402
     quantize_model,
     quantize_per_channel,
 )
-from pytest_npuperf.result import Workload  # noqa: E402
+from pytest_npuperf.precision import get_precision  # noqa: E402
+from pytest_npuperf.stack.compat import require_dtype, require_int8  # noqa: E402
 
 
 def dense(in_features=256, out_features=128, dtype=torch.bfloat16):
@@ -97,7 +97,7 @@ def test_tiny_int8_model_is_really_int8():
 
 
 def test_a_no_op_quantization_is_caught(monkeypatch):
-    from pytest_npuperf import quant
+    from pytest_npuperf.model import quant
 
     require(require_int8, "cpu", "w8a8")
     monkeypatch.setattr(quant, "quantize_model", lambda model, scheme, backend: [])
@@ -132,7 +132,7 @@ def test_unknown_backend_has_no_silent_fallback():
 
 def test_greedy_agreement_path_for_real_weights(monkeypatch):
     """Checkpoints get greedy-token agreement and length; forced here on the tiny model."""
-    from pytest_npuperf import model as model_mod
+    from pytest_npuperf.model import loader as model_mod
 
     require(require_int8, "cpu", "w8a16")
     original = model_mod._random_model
@@ -149,7 +149,7 @@ def test_greedy_agreement_path_for_real_weights(monkeypatch):
 
 
 def test_greedy_fidelity_formula():
-    from pytest_npuperf.model import greedy_fidelity
+    from pytest_npuperf.model.loader import greedy_fidelity
 
     assert greedy_fidelity([1, 2, 3, 4], [1, 2, 9, 4, 5]) == {"fidelity_greedy_agreement": 0.75,
                                                            "fidelity_length_ratio": 1.25}

@@ -65,7 +65,7 @@ def test_html_report_is_self_contained(npt):
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert not re.search(r"(src|href)=['\"]?https?:", text)  # nothing loaded from the network
     assert "<script" not in text
-    from pytest_npuperf.report import needs_attention
+    from pytest_npuperf.report.terminal import needs_attention
 
     tests = json.loads((npt.path / "results.json").read_text())["tests"]
     # Scaling charts (fp16, bf16) and one samples plot per test that needs attention, no others.
@@ -95,7 +95,7 @@ def test_saving_again_keeps_the_earlier_baseline_as_history(npt, capsys):
 
 
 def test_show_names_the_headline_metric_of_each_kind_of_test(tmp_path, capsys):
-    from pytest_npuperf.baseline import BaselineStore
+    from pytest_npuperf.store.baselines import BaselineStore
 
     path = BaselineStore(tmp_path).path_for("cuda-X", "m")
     path.parent.mkdir(parents=True)
@@ -146,11 +146,11 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def _suite_doc():
     """A results document shaped like the full suite: 80 generation, 40 step, 60 operator and 12
     serving tests, with baselines, one generation test REGRESSED and one operator DRIFT."""
-    from pytest_npuperf.compare import Comparison
-    from pytest_npuperf.outcome import TestOutcome
-    from pytest_npuperf.report import results_document
-    from pytest_npuperf.result import Result, Sample, Workload
-    from pytest_npuperf.stats import Verdict
+    from pytest_npuperf.judge.compare import Comparison
+    from pytest_npuperf.judge.outcome import TestOutcome
+    from pytest_npuperf.judge.result import Result, Sample, Workload
+    from pytest_npuperf.judge.stats import Verdict
+    from pytest_npuperf.report.terminal import results_document
 
     def outcome(test_id, workload, samples, status="OK", change=0.01):
         verdicts = [Verdict(m, status if i == 0 else "OK", 1.0, 1.0, change, None, 0.03, 0.004, 0.05, 5, 5)
@@ -190,7 +190,7 @@ def _suite_doc():
 
 
 def test_full_suite_report_is_small_and_opens_with_what_needs_attention():
-    from pytest_npuperf.html import render_html
+    from pytest_npuperf.report.html import render_html
 
     text = render_html(_suite_doc())
     assert len(text.encode()) < 1_000_000
@@ -219,7 +219,7 @@ PROBE = """<script>addEventListener('load', () => {
 def test_html_report_in_headless_chromium_fits_1400px_with_attention_above_the_fold(tmp_path):
     import shutil
 
-    from pytest_npuperf.html import render_html
+    from pytest_npuperf.report.html import render_html
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -359,11 +359,11 @@ def test_preset_default_is_quick_on_a_cpu_and_full_on_an_accelerator():
 
 
 def test_html_handles_steps_operators_and_serving_next_to_generation():
-    from pytest_npuperf.compare import Comparison
-    from pytest_npuperf.html import render_html
-    from pytest_npuperf.outcome import TestOutcome
-    from pytest_npuperf.report import results_document
-    from pytest_npuperf.result import Result, Sample, Workload
+    from pytest_npuperf.judge.compare import Comparison
+    from pytest_npuperf.judge.outcome import TestOutcome
+    from pytest_npuperf.judge.result import Result, Sample, Workload
+    from pytest_npuperf.report.html import render_html
+    from pytest_npuperf.report.terminal import results_document
 
     def outcome(test_id, mode, samples):
         workload = Workload("tiny", "f", "bf16", 1, ("zh_qa",), (30,), 4, mode=mode)

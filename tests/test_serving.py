@@ -11,8 +11,7 @@ import fakes
 import pytest
 from stack import require
 
-from pytest_npuperf.compat import require_continuous_batching
-from pytest_npuperf.serving import (
+from pytest_npuperf.flows.serving.engines import (
     DEFAULT_SLOS,
     SLO,
     RequestRecord,
@@ -24,6 +23,7 @@ from pytest_npuperf.serving import (
     serving_prompts,
     summarize,
 )
+from pytest_npuperf.stack.compat import require_continuous_batching
 
 
 def test_poisson_schedule_is_seeded_and_has_the_requested_rate():
@@ -121,9 +121,9 @@ def test_unknown_engine(npt):
 @pytest.mark.parametrize("engine", ["static", "continuous"])
 def test_real_tiny_run(engine):
     torch = pytest.importorskip("torch")  # noqa: F841
-    from pytest_npuperf import serving
-    from pytest_npuperf.device.cpu import CpuDevice
-    from pytest_npuperf.model import load_model
+    from pytest_npuperf.devices.cpu import CpuDevice
+    from pytest_npuperf.flows.serving import engines as serving
+    from pytest_npuperf.model.loader import load_model
     from pytest_npuperf.precision import get_precision
 
     if engine == "continuous":
@@ -174,7 +174,7 @@ def test_vllm_engine_is_skipped_with_the_reason(npt, precision, reason):
 
 
 def test_vllm_needs_vllm_ascend_on_npu_and_the_build_for_the_device(fake_vllm, monkeypatch):
-    from pytest_npuperf.vllm_engine import unavailable
+    from pytest_npuperf.flows.serving.vllm import unavailable
 
     assert unavailable("cpu", "bf16") is None
     assert "vllm-ascend is not" in unavailable("npu", "bf16")
@@ -184,10 +184,10 @@ def test_vllm_needs_vllm_ascend_on_npu_and_the_build_for_the_device(fake_vllm, m
 
 def test_vllm_engine_serves_the_tiny_model_by_its_config(fake_vllm):
     pytest.importorskip("torch")
-    from pytest_npuperf.device.cpu import CpuDevice
-    from pytest_npuperf.model import load_model
+    from pytest_npuperf.devices.cpu import CpuDevice
+    from pytest_npuperf.flows.serving.vllm import VllmServer
+    from pytest_npuperf.model.loader import load_model
     from pytest_npuperf.precision import get_precision
-    from pytest_npuperf.vllm_engine import VllmServer
 
     loaded = load_model("tiny", get_precision("bf16"), "cpu")
     ids = [loaded.tokenizer.chat_ids(p.text) for p in serving_prompts(6)]
@@ -218,11 +218,11 @@ def test_vllm_engine_serves_the_tiny_model_by_its_config(fake_vllm):
 
 def test_vllm_engine_refuses_short_outputs(fake_vllm, monkeypatch):
     pytest.importorskip("torch")
-    from pytest_npuperf.device.cpu import CpuDevice
-    from pytest_npuperf.measure import MeasurementError
-    from pytest_npuperf.model import load_model
+    from pytest_npuperf.devices.cpu import CpuDevice
+    from pytest_npuperf.errors import MeasurementError
+    from pytest_npuperf.flows.serving.vllm import VllmServer
+    from pytest_npuperf.model.loader import load_model
     from pytest_npuperf.precision import get_precision
-    from pytest_npuperf.vllm_engine import VllmServer
 
     loaded = load_model("tiny", get_precision("bf16"), "cpu")
     server = VllmServer(loaded, CpuDevice(), "bf16", 64)

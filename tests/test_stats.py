@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_npuperf.metrics import METRICS
-from pytest_npuperf.stats import (
+from pytest_npuperf.judge.metrics import METRICS
+from pytest_npuperf.judge.stats import (
     DRIFT,
     IMPROVED,
     INCONCLUSIVE,
@@ -112,11 +112,11 @@ def test_a_slowdown_beyond_the_tolerance_is_never_ok(values, factor):
 
 
 def test_floors_per_device_profile():
-    from pytest_npuperf.compare import floors_for
+    from pytest_npuperf.judge.compare import floors_for
 
     accel = floors_for(None, {})
     assert accel["e2e_s"] == 0.03 and accel["ttft_s"] == 0.05 and accel["time_s"] == 0.03
-    from pytest_npuperf.device.cpu import CPU_TIME_FLOOR
+    from pytest_npuperf.devices.cpu import CPU_TIME_FLOOR
 
     cpu = floors_for(CPU_TIME_FLOOR, {})
     assert CPU_TIME_FLOOR == 3.0

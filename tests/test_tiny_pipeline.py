@@ -12,11 +12,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("mistral_common")
 
-from pytest_npuperf.device.cpu import CpuDevice  # noqa: E402
-from pytest_npuperf.measure import MeasurementError, make_batch, measure_once, real_token_counts  # noqa: E402
-from pytest_npuperf.model import MISTRAL_7B_CONFIG, MistralV1Tokenizer, load_model  # noqa: E402
+from pytest_npuperf.devices.cpu import CpuDevice  # noqa: E402
+from pytest_npuperf.errors import MeasurementError  # noqa: E402
+from pytest_npuperf.flows.measure import make_batch, measure_once, real_token_counts  # noqa: E402
+from pytest_npuperf.model.loader import MISTRAL_7B_CONFIG, MistralV1Tokenizer, load_model  # noqa: E402
+from pytest_npuperf.model.workloads import batch_prompts  # noqa: E402
 from pytest_npuperf.precision import get_precision  # noqa: E402
-from pytest_npuperf.workloads import batch_prompts  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import fakes
 import pytest
 from test_baseline import make_result
 
-from pytest_npuperf.baseline import BaselineError, BaselineStore, _locked
+from pytest_npuperf.errors import BaselineError
+from pytest_npuperf.store.baselines import BaselineStore, _locked
 
 SAVE = "--npuperf-save-baseline"
 
