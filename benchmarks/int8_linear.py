@@ -14,7 +14,7 @@ import sys
 import torch
 
 from pytest_npuperf.devices import resolve_device
-from pytest_npuperf.model.quant import _int8_linear_class
+from pytest_npuperf.model.quant import int8_linear_class
 
 SHAPES = ((4096, 4096), (4096, 14336), (14336, 4096))  # (in_features K, out_features N)
 
@@ -39,7 +39,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     device, _ = resolve_device(args.device)
-    int8_linear = _int8_linear_class()
+    int8_linear = int8_linear_class()
     print(f"device {device.kind} ({device.name()}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"median of {args.repeats} calls")
     print(f"{'K x N':>13} {'M':>3} {'bf16 ms':>9} {'w8a16 ms':>9} {'x':>5} {'w8a8 ms':>9} {'x':>5}  weight MiB bf16/int8")

@@ -17,8 +17,11 @@ from .judge.metrics import METRICS, format_value
 from .judge.noise import PoolError, noise_of, pool
 from .judge.outcome import TestOutcome
 from .judge.result import Result
+from .report.export import benchmark_json, markdown_summary
+from .report.html import render_html
 from .report.terminal import short_id, summary_lines
 from .store.baselines import BaselineEntry, BaselineStore, entry_medians
+from .store.files import atomic_write_json
 
 # The columns of calibrate's table (every gated metric is calibrated and stored).
 CALIBRATED_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s")
@@ -162,15 +165,10 @@ def show(baseline_dir: Path) -> int:
 def report(results: Path, html_path: Optional[Path], markdown: Optional[Path], bench: Optional[Path],
            baseline_dir: Path) -> int:
     """Render the outputs of a stored results JSON."""
-    from .report.export import benchmark_json, markdown_summary
-    from .store.baselines import atomic_write_json
-
     doc = _load_results(results)
     if not (html_path or markdown or bench):
         raise CliError("nothing to write: give --html, --markdown and/or --benchmark-json")
     if html_path:
-        from .report.html import render_html
-
         html_path.write_text(render_html(doc, BaselineStore(baseline_dir)), encoding="utf-8")
         print(f"HTML report written to {html_path}")
     if markdown:

@@ -22,3 +22,9 @@ class BaselineError(Exception):
 
 class NpuPerfWarning(UserWarning):
     """A verdict worth reading that does not fail the test (drift, improvement, inconclusive)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

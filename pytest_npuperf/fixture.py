@@ -11,10 +11,14 @@ import pytest
 
 from .errors import BaselineError, MeasurementError, NpuPerfWarning
 from .flows.confirm import in_confirmation_child, run_child
+from .flows.generation import run_generation
 from .flows.kernels import KernelError
-from .flows.serving.engines import ServingError
+from .flows.measurement import DeviceOutOfMemory, compare_pooled
+from .flows.serving.engines import DEFAULT_SLOS, Scenario, ServingError, parse_slo
+from .flows.serving.flow import run_serving
 from .flows.serving.vllm import EngineUnavailable
-from .flows.session import DeviceOutOfMemory, PerfSession
+from .flows.session import PerfSession
+from .flows.steps import run_op, run_step
 from .judge.budgets import check_budgets
 from .judge.compare import Comparison, failure_message
 from .judge.metrics import METRICS
@@ -23,6 +27,8 @@ from .judge.result import Result
 from .judge.stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED, UNCONFIRMED
 from .model.loader import ModelError
 from .model.quant import QuantizationError
+from .modes import get_mode
+from .precision import get_precision
 from .stack.compat import Unsupported
 
 
@@ -66,19 +72,22 @@ class NpuPerf:
     ) -> Result:
         """Warm up, time ``runs`` generations, compare with the baseline; fail on regression.
         ``mode`` 'graph': the decode step compiled over a static KV cache (see flows/graph/runner.py)."""
-        return self._run(lambda: self._session.run_generation(
-            self.test_id, precision, batch_size, workload, self._tolerances, self._budgets, max_new_tokens, mode))
+        spec, execution = get_precision(precision), get_mode(mode)  # clear errors before anything loads
+        return self._run(lambda: run_generation(self._session, self.test_id, spec, batch_size, workload,
+                                                self._tolerances, self._budgets, max_new_tokens, execution))
 
     def step(self, kind: str, precision: str, batch_size: int, length: int, mode: str = "eager") -> Result:
         """Time one model step: ``prefill`` over ``length`` tokens or ``decode`` at context ``length``
         (``mode`` 'graph': the compiled decode step of graph mode)."""
-        return self._run(lambda: self._session.run_step(
-            self.test_id, kind, precision, batch_size, length, self._tolerances, self._budgets, mode))
+        spec, execution = get_precision(precision), get_mode(mode)
+        return self._run(lambda: run_step(self._session, self.test_id, kind, spec, batch_size, length,
+                                          self._tolerances, self._budgets, execution))
 
     def op(self, name: str, precision: str, tokens: int) -> Result:
         """Time one operator (see ``pytest_npuperf.flows.kernels.OPS``) at the model config's shapes."""
-        return self._run(lambda: self._session.run_op(
-            self.test_id, name, precision, tokens, self._tolerances, self._budgets))
+        spec = get_precision(precision)
+        return self._run(lambda: run_op(self._session, self.test_id, name, spec, tokens,
+                                        self._tolerances, self._budgets))
 
     def serve(
         self,
@@ -99,8 +108,7 @@ class NpuPerf:
         engine skips the test, with the reason, where vLLM (vllm-ascend on an NPU) is absent.
         ``mode`` 'graph' (static engine only): decode graphs for every batch size up to
         ``max_batch``, compiled before the requests arrive."""
-        from .flows.serving.engines import DEFAULT_SLOS, Scenario, parse_slo
-
+        execution = get_mode(mode)
         try:
             parsed = tuple(parse_slo(x) for x in slos) if slos else DEFAULT_SLOS
             scenario = Scenario(int(requests), float(rate), float(burstiness), int(seed),
@@ -109,8 +117,9 @@ class NpuPerf:
             scenario.validate()
         except ServingError as exc:
             pytest.fail(f"{self.test_id}: {exc}", pytrace=False)
-        return self._run(lambda: self._session.run_serving(
-            self.test_id, engine, precision, scenario, self._tolerances, self._budgets, mode))
+        spec = get_precision(precision)
+        return self._run(lambda: run_serving(self._session, self.test_id, engine, spec, scenario,
+                                             self._tolerances, self._budgets, execution))
 
     def _run(self, run: Callable[[], TestOutcome]) -> Result:
         if self.outcome is not None:
@@ -173,7 +182,7 @@ class NpuPerf:
         if not child.may_unconfirm:
             comparison.confirmation = f"{child.account()}; the regression stands"
             return comparison
-        pooled = self._session.compare_pooled(result, child.samples, self._tolerances)
+        pooled = compare_pooled(self._session, result, child.samples, self._tolerances)
         pooled.confirmation = (
             f"{child.account()}; the pooled samples of both processes ({len(result.samples)} + "
             f"{len(child.samples)}) against the baseline: {pooled.status}"

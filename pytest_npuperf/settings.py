@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .judge.metrics import METRICS
+from .model.loader import ModelError, check_checkpoint
 from .modes import EXECUTION_MODES
 
 DEVICES = ("auto", "npu", "cuda", "cpu")
@@ -188,7 +189,6 @@ def _model(raw: Raw, rootdir: Path) -> str:
         raise SettingsError(
             f"{source}: {path} has no config.json, so it is not a Hugging Face checkpoint folder"
         )
-    from .model.loader import ModelError, check_checkpoint
 
     try:
         check_checkpoint(str(path))

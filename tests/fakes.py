@@ -34,6 +34,7 @@ from typing import Any, Dict, List
 from pytest_npuperf import devices as device_mod
 from pytest_npuperf.devices import calibration as roofline_mod
 from pytest_npuperf.errors import MeasurementError
+from pytest_npuperf.flows import generation as generation_mod
 from pytest_npuperf.flows import session as session_mod
 from pytest_npuperf.judge.result import Sample
 from pytest_npuperf.model.loader import LoadedModel
@@ -138,14 +139,16 @@ def _load_model(model: str, precision: Any, torch_device: str) -> LoadedModel:
     EVENTS.append(f"load:{precision.name}")
     other = "-other" if _child_mode() == "mismatch" else ""
     return LoadedModel(
-        model_id=model, precision=precision.name, model=_fake_module(), tokenizer=FakeTokenizer(),
+        model_id=model, precision=precision, model=_fake_module(), tokenizer=FakeTokenizer(),
         fingerprint="fake-" + precision.name + other, weight_bytes=1000,
         linear_weight_bytes=int(float(os.environ.get("NPUPERF_FAKE_LINEAR_BYTES", "800"))),
         attn_implementation="fake",
     )
 
 
-_PATCHED = ("load_model", "make_batch", "warm_up", "measure_once")
+# (module, name): the session loads models; the generation flow batches, warms up and measures.
+_PATCHED = ((session_mod, "load_model"), (generation_mod, "make_batch"), (generation_mod, "warm_up"),
+            (generation_mod, "measure_once"))
 CALIBRATION = {"matmul_bfloat16_tflops": 100.0, "matmul_float16_tflops": 100.0, "copy_gb_s": 1000.0,
                "copy_buffer_bytes": float(1 << 30), "measured_at": "2026-01-01T00:00:00Z"}
 _ORIGINALS: Dict[str, Any] = {}
@@ -158,7 +161,7 @@ def uninstall() -> None:
         elif name == "calibrate":
             roofline_mod.calibrate = value
         else:
-            setattr(session_mod, name, value)
+            setattr(*name, value)
     _ORIGINALS.clear()
 
 
@@ -172,8 +175,8 @@ def install() -> None:
         import pytest
 
         raise pytest.UsageError("fake usage error in the confirmation process")
-    for name in _PATCHED:
-        _ORIGINALS.setdefault(name, getattr(session_mod, name))
+    for module, name in _PATCHED:
+        _ORIGINALS.setdefault((module, name), getattr(module, name))
     _ORIGINALS.setdefault("cpu_factory", device_mod._FACTORIES["cpu"])
     device_mod._FACTORIES["cpu"] = lambda index: FakeDevice(index)
     _ORIGINALS.setdefault("calibrate", roofline_mod.calibrate)
@@ -185,7 +188,7 @@ def install() -> None:
 
     def make_batch(loaded: Any, prompts: Any, torch_device: str) -> FakeBatch:
         batch = FakeBatch(prompts)
-        current["id"] = f"{loaded.precision}-bs{len(prompts)}-{prompts[0].prompt_id}"
+        current["id"] = f"{loaded.precision.name}-bs{len(prompts)}-{prompts[0].prompt_id}"
         return batch
 
     def measure_once(loaded: Any, device: Any, batch: FakeBatch, max_new_tokens: int, clock: Any = None,
@@ -223,6 +226,6 @@ def install() -> None:
         return sample
 
     session_mod.load_model = _load_model
-    session_mod.make_batch = make_batch
-    session_mod.warm_up = lambda *a, **k: None
-    session_mod.measure_once = measure_once
+    generation_mod.make_batch = make_batch
+    generation_mod.warm_up = lambda *a, **k: None
+    generation_mod.measure_once = measure_once

@@ -18,11 +18,12 @@ from pytest_npuperf.devices.base import GraphBackend  # noqa: E402
 from pytest_npuperf.devices.cpu import CpuDevice  # noqa: E402
 from pytest_npuperf.devices.graph_backend import cpu_compiler, select_backend  # noqa: E402
 from pytest_npuperf.errors import GraphError  # noqa: E402
-from pytest_npuperf.flows.graph.plan import GraphPlan, check_mode  # noqa: E402
+from pytest_npuperf.flows.graph.plan import GraphPlan  # noqa: E402
 from pytest_npuperf.flows.graph.runner import GraphRunner, batch_bucket, cache_len_for  # noqa: E402
 from pytest_npuperf.flows.measure import generate_fixed, make_batch, measure_once  # noqa: E402
 from pytest_npuperf.model.loader import load_model  # noqa: E402
 from pytest_npuperf.model.workloads import batch_prompts  # noqa: E402
+from pytest_npuperf.modes import get_mode  # noqa: E402
 from pytest_npuperf.precision import get_precision  # noqa: E402
 from pytest_npuperf.settings import SettingsError, build_settings  # noqa: E402
 from pytest_npuperf.stack import compat  # noqa: E402
@@ -197,7 +198,7 @@ def test_mode_option(tmp_path):
     with pytest.raises(SettingsError, match="--npuperf-mode"):
         build_settings({"mode": ("compiled", "--npuperf-mode")}, tmp_path)
     with pytest.raises(ValueError, match="unknown execution mode 'compiled'"):
-        check_mode("compiled")
+        get_mode("compiled")
     pinned = build_settings({"graph_backend": ("reduce-overhead", "--npuperf-graph-backend")}, tmp_path)
     assert pinned.graph_backend == "reduce-overhead" and "--npuperf-graph-backend=reduce-overhead" in pinned.as_args()
     with pytest.raises(SettingsError, match="--npuperf-graph-backend"):

@@ -24,7 +24,7 @@ WALL = {"eager": {"wall_s": 95.24, "tests": 3}, "graph": {"wall_s": 301.4, "test
 
 
 def _outcome(test_id, batch_size, tokens_per_s, extra, mode="eager-greedy-fixed-length"):
-    workload = Workload("tiny", "f", "bf16", batch_size, ("zh_qa",) * batch_size, (30,) * batch_size, 32, mode=mode)
+    workload = Workload("tiny", "f", "bf16", batch_size, ("zh_qa",) * batch_size, (30,) * batch_size, 32, kind=mode)
     sample = Sample(e2e_s=32 * batch_size / tokens_per_s, ttft_s=0.01, tpot_s=0.005, tokens_per_s=tokens_per_s)
     return TestOutcome(test_id, Result(test_id, "cpu-X", workload, [sample] * 5, {}, "", extra),
                        Comparison("NO_BASELINE"))

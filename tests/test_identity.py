@@ -4,7 +4,8 @@ import json
 import math
 
 from pytest_npuperf.flows.serving.engines import DEFAULT_SLOS, SLO, Scenario
-from pytest_npuperf.flows.session import op_quant_kernel, serving_identity
+from pytest_npuperf.flows.serving.flow import serving_identity
+from pytest_npuperf.flows.steps import op_quant_kernel
 from pytest_npuperf.judge.result import IDENTITY_VERSION, Workload, token_ids_hash
 
 SAVE = "--npuperf-save-baseline"

@@ -96,7 +96,7 @@ def test_impossible_bandwidth_is_rejected():
 
 
 def _outcome(test_id, mode, status, change):
-    workload = Workload("tiny", "f", "bf16", 1, ("x",), (1,), 0, mode=mode)
+    workload = Workload("tiny", "f", "bf16", 1, ("x",), (1,), 0, kind=mode)
     result = Result(test_id, "cpu-X", workload, [Sample(time_s=1.0)], {}, "")
     verdict = Verdict("time_s", status, change=change)
     return TestOutcome(test_id, result, Comparison(status, [verdict]))

@@ -2,6 +2,7 @@
 
 import json
 
+import fakes
 import pytest
 from test_baseline import make_result
 
@@ -77,14 +78,22 @@ def test_an_accelerator_baseline_without_noise_says_so_in_each_row(kind, noted):
 def test_the_header_names_accelerator_baselines_without_noise(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from pytest_npuperf.flows.session import PerfSession
+    from pytest_npuperf.hooks import NpuPerfRun
 
     stored = make_result()
     entries = {"a": BaselineEntry("a", stored.to_dict(), "x"),
                "b": BaselineEntry("b", dict(stored.to_dict(), noise_cv={"e2e_s": 0.02}), "x")}
-    session = PerfSession(build_settings({}, tmp_path))
-    monkeypatch.setattr(session, "_profile_entries", lambda: entries)
-    npu = SimpleNamespace(kind="npu", profile=lambda: "npu-Ascend910B4")
-    (line,) = session._noise_lines(npu)
-    assert line.startswith("npuperf: 1 of 2 baseline entries of npu-Ascend910B4 carry no between-process noise")
-    assert session._noise_lines(SimpleNamespace(kind="cpu", profile=lambda: "cpu-X")) == []
+    run = NpuPerfRun(build_settings({}, tmp_path), [])
+    monkeypatch.setattr(run.perf, "profile_entries", lambda: entries)
+    monkeypatch.setattr(run.perf, "calibration", lambda: dict(fakes.CALIBRATION))
+
+    def device(kind, profile):
+        return SimpleNamespace(kind=kind, profile=lambda: profile, name=lambda: profile, timing_source="t",
+                               memory_source="m")
+
+    monkeypatch.setattr(run.perf, "device", lambda: device("npu", "npu-Ascend910B4"))
+    noise = [line for line in run.header_lines() if "between-process noise" in line]
+    assert len(noise) == 1
+    assert noise[0].startswith("npuperf: 1 of 2 baseline entries of npu-Ascend910B4 carry no between-process noise")
+    monkeypatch.setattr(run.perf, "device", lambda: device("cpu", "cpu-X"))
+    assert not [line for line in run.header_lines() if "between-process noise" in line]

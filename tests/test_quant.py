@@ -11,9 +11,9 @@ from pytest_npuperf.judge.result import Workload  # noqa: E402
 from pytest_npuperf.model.loader import load_model  # noqa: E402
 from pytest_npuperf.model.quant import (  # noqa: E402
     QuantizationError,
-    _int8_linear_class,
     check_quantized,
     fidelity,
+    int8_linear_class,
     quantize_model,
     quantize_per_channel,
 )
@@ -42,7 +42,7 @@ def test_per_channel_quantization_round_trips():
 def test_cpu_kernels_match_the_dense_layer(scheme):
     require(require_int8, "cpu", scheme)
     linear = dense()
-    layer = _int8_linear_class()(linear, scheme, "cpu")
+    layer = int8_linear_class()(linear, scheme, "cpu")
     x = torch.randn(2, 3, 256, dtype=torch.bfloat16)
     y = layer(x)
     assert y.shape == (2, 3, 128) and y.dtype == torch.bfloat16
@@ -52,7 +52,7 @@ def test_cpu_kernels_match_the_dense_layer(scheme):
 
 def test_cpu_w8a16_guards_k_not_multiple_of_16():
     with pytest.raises(QuantizationError, match="multiple of 16"):
-        _int8_linear_class()(dense(in_features=100), "w8a16", "cpu")
+        int8_linear_class()(dense(in_features=100), "w8a16", "cpu")
 
 
 @pytest.mark.parametrize("scheme", ["w8a16", "w8a8"])
@@ -61,7 +61,7 @@ def test_npu_kernels_satisfy_the_documented_contracts(monkeypatch, scheme, dtype
     require(require_dtype, "cpu", str(dtype).split(".")[-1])  # the dense reference runs on the CPU
     fake_torch_npu.install(monkeypatch)
     linear = dense(dtype=dtype)
-    layer = _int8_linear_class()(linear, scheme, "npu")
+    layer = int8_linear_class()(linear, scheme, "npu")
     x = torch.randn(4, 256, dtype=dtype)
     y = layer(x)  # the fake raises ContractError on a wrong dtype, shape or layout
     assert y.dtype == dtype and y.shape == (4, 128)

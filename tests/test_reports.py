@@ -173,16 +173,16 @@ def _suite_doc():
                                         [gen] * 5, "REGRESSED" if regressed else "OK", 0.3 if regressed else 0.01))
     for i in range(40):
         outcomes.append(outcome(f"perf_tests/test_steps.py::test_decode[bf16-decode-bs{i}-ctx512]",
-                                Workload("tiny", "f", "bf16", 1, ("decode",), (512,), 1, mode="step-decode"),
+                                Workload("tiny", "f", "bf16", 1, ("decode",), (512,), 1, kind="step-decode"),
                                 [Sample(time_s=0.002, achieved_tflops=0.5, achieved_gb_s=20.0)] * 5))
     for i in range(60):
         outcomes.append(outcome(f"perf_tests/test_ops.py::test_op[bf16-attention_sdpa_prefill_{i}]",
-                                Workload("tiny", "f", "bf16", 1, ("op",), (64,), 0, mode="op"),
+                                Workload("tiny", "f", "bf16", 1, ("op",), (64,), 0, kind="op"),
                                 [Sample(time_s=0.0003, achieved_tflops=0.2, achieved_gb_s=9.0)] * 5,
                                 "DRIFT" if i == 3 else "OK"))
     for i in range(12):
         outcomes.append(outcome(f"perf_tests/test_serving.py::test_serving[bf16-continuous-rate{i}]",
-                                Workload("tiny", "f", "bf16", 0, ("zh_qa",), (30,), 32, mode="serving-continuous"),
+                                Workload("tiny", "f", "bf16", 0, ("zh_qa",), (30,), 32, kind="serving-continuous"),
                                 [Sample(serving_ttft_p50_s=0.05, serving_tpot_p50_s=0.01, serving_tokens_per_s=300.0,
                                         goodput_rps=4.0)] * 5))
     return results_document({"profile": "cpu-X", "model": "tiny", "device": "cpu", "device_name": "x86",
@@ -366,7 +366,7 @@ def test_html_handles_steps_operators_and_serving_next_to_generation():
     from pytest_npuperf.report.terminal import results_document
 
     def outcome(test_id, mode, samples):
-        workload = Workload("tiny", "f", "bf16", 1, ("zh_qa",), (30,), 4, mode=mode)
+        workload = Workload("tiny", "f", "bf16", 1, ("zh_qa",), (30,), 4, kind=mode)
         return TestOutcome(test_id, Result(test_id, "cpu-X", workload, samples, {}, ""), Comparison("NO_BASELINE"))
 
     gen = Sample(e2e_s=0.1, ttft_s=0.01, tpot_s=0.03, tokens_per_s=40.0, output_tokens=[4])
@@ -389,11 +389,11 @@ def test_html_handles_steps_operators_and_serving_next_to_generation():
 def test_an_accelerator_runs_the_full_preset_and_shows_progress_without_verbose(npt, monkeypatch):
     import fakes
 
-    from pytest_npuperf import plugin
+    from pytest_npuperf import progress
 
     npt.fake()
     monkeypatch.setattr(fakes.FakeDevice, "kind", "npu")
-    monkeypatch.setattr(plugin, "PROGRESS_EVERY_S", 0.0)  # a line per test instead of one a minute
+    monkeypatch.setattr(progress, "PROGRESS_EVERY_S", 0.0)  # a line per test instead of one a minute
     result = npt.run()
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines([

@@ -10,7 +10,8 @@ import pytest
 from test_baseline import make_result
 
 from pytest_npuperf.errors import BaselineError
-from pytest_npuperf.store.baselines import BaselineStore, _locked
+from pytest_npuperf.store.baselines import BaselineStore
+from pytest_npuperf.store.files import locked
 
 SAVE = "--npuperf-save-baseline"
 
@@ -145,7 +146,7 @@ def test_lock_timeout_is_a_clear_error(tmp_path):
 
         def attempt():
             try:
-                with _locked(tmp_path, 0.2):
+                with locked(tmp_path, 0.2):
                     queue.put("locked")
             except BaselineError as exc:
                 queue.put(str(exc))

@@ -15,7 +15,9 @@ from typing import Any, List, Tuple
 
 from ..stack.npu_api import DEVICE_CONFLICT_PHRASE
 from ..stack.versions import package_requires, package_version
+from . import accel
 from .base import Device, DeviceUnavailable, Timer
+from .cpu import CpuDevice
 
 __all__ = ["Device", "DeviceShared", "DeviceUnavailable", "Timer", "resolve_device", "import_torch_npu", "import_error_hint"]
 
@@ -99,9 +101,8 @@ def _npu(index: int) -> Device:
         module.set_device(index)
     except AssertionError as exc:  # torch_npu's "Invalid device id"
         raise DeviceUnavailable(f"torch.npu.set_device({index}) failed: {exc}") from None
-    from .accel import AcceleratorDevice
 
-    return AcceleratorDevice("npu", module, index)
+    return accel.AcceleratorDevice("npu", module, index)
 
 
 def _cuda(index: int) -> Device:
@@ -112,14 +113,11 @@ def _cuda(index: int) -> Device:
     if not torch.cuda.is_available():
         raise DeviceUnavailable("torch.cuda.is_available() is False (no GPU, or a CPU-only torch build)")
     torch.cuda.set_device(index)
-    from .accel import AcceleratorDevice
 
-    return AcceleratorDevice("cuda", torch.cuda, index)
+    return accel.AcceleratorDevice("cuda", torch.cuda, index)
 
 
 def _cpu(index: int) -> Device:
-    from .cpu import CpuDevice
-
     return CpuDevice()
 
 

@@ -12,9 +12,10 @@ import time
 from typing import Any, Dict, List
 
 from ..stack.compat import calibration_dtypes
+from .base import Device
 
 
-def _timed(device: Any, fn: Any, budget_s: float) -> float:
+def _timed(device: Device, fn: Any, budget_s: float) -> float:
     """Median seconds of ``fn`` over repeats that fill about ``budget_s`` (at least 3)."""
     fn()
     device.synchronize()
@@ -28,7 +29,7 @@ def _timed(device: Any, fn: Any, budget_s: float) -> float:
     return statistics.median(times)
 
 
-def calibrate(device: Any, budget_s: float = 1.0) -> Dict[str, Any]:
+def calibrate(device: Device, budget_s: float = 1.0) -> Dict[str, Any]:
     """Achieved bf16/fp16 matmul TFLOP/s and copy GB/s (2 x bytes / time) on this device."""
     import torch
 

@@ -12,6 +12,7 @@ import shutil
 
 from ..stack.compat import Unsupported
 from .base import GraphBackend
+from .npu_graph import npu_backend
 
 
 def cpu_compiler() -> str:
@@ -35,8 +36,6 @@ def select_backend(device_kind: str, device_name: str, requested: str = "auto") 
     import torch
 
     if device_kind == "npu":
-        from .npu_graph import npu_backend
-
         return npu_backend(device_name, None if requested == "auto" else requested)
     if requested != "auto":
         raise Unsupported(f"--npuperf-graph-backend {requested} names a torchair mode of an NPU; on {device_kind} "

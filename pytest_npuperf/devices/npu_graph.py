@@ -48,7 +48,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import GraphError
+from ..errors import GraphError, first_line
 from ..stack.compat import Unsupported
 from ..stack.fingerprint import torchair_version
 from ..stack.npu_api import ACLGRAPH_CHIPS, GRAPH_MODE_SINCE
@@ -95,8 +95,7 @@ def _release(torch_npu: Any) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    return f"{type(exc).__name__}: {first_line(exc) if str(exc).strip() else ''}"
 
 
 def _require_chip(mode: str, device_name: str) -> str:

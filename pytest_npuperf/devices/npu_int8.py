@@ -13,9 +13,15 @@ An unsupported combination is a skip with this reason, never a crash in the kern
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
+from packaging.version import InvalidVersion, Version
+
+from ..precision import Precision
 from ..stack.compat import Unsupported
+from ..stack.versions import package_version
+from .base import Device
 
 
 class PrecisionUnsupported(Unsupported):
@@ -48,10 +54,22 @@ def unsupported(soc: str, torch_npu_version: Optional[str], scheme: str, act_dty
 
 def _a2_only(version: str) -> bool:
     """2.1.0.post8 and earlier 2.1.0 builds (their documentation restricts the ops to Atlas A2)."""
-    from packaging.version import InvalidVersion, Version
-
     try:
         v = Version(version)
     except InvalidVersion:
         return False
     return v < Version("2.1.0.post10")
+
+
+def require_int8_on_npu(device: Device, precision: Precision, scheme: Optional[str] = None,
+                        dtype_name: Optional[str] = None) -> None:
+    """Skip, with the reason, an int8 scheme the chip or torch_npu release cannot run
+    (``scheme``/``dtype_name``: an int8 operator's own, else the precision's)."""
+    scheme = precision.quant if scheme is None else scheme
+    if device.kind != "npu" or scheme is None:
+        return
+    module = sys.modules.get("torch_npu")
+    version = package_version("torch-npu") or getattr(module, "__version__", None)
+    why = unsupported(device.name(), version, scheme, dtype_name or precision.dtype)
+    if why:
+        raise PrecisionUnsupported(f"{precision.name}: {why}")

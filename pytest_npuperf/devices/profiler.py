@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from ..store.baselines import safe_component
+from ..store.files import safe_component
+from .base import Device
 
 TOP_OPS = 25
 
 
-def profile_generation(device: Any, run: Callable[[], Any], test_id: str, folder: Path) -> Path:
+def profile_generation(device: Device, run: Callable[[], Any], test_id: str, folder: Path) -> Path:
     """Run ``run`` once under the device's profiler; return the file or folder written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

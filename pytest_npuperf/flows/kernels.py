@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Tuple
 
+from ..model.loader import LoadedModel, kv_bytes_per_token
+from ..model.quant import int8_linear
+from ..stack.compat import apply_rotary, cache_kwarg, crop_cache, dynamic_cache, output_cache, require_dtype, sdpa
+from .graph.plan import GraphPlan
+
 STEP_KINDS = ("prefill", "decode")
 OPS = (
     "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head",
@@ -47,13 +52,12 @@ def _token_ids(config: Any, batch: int, length: int, device: str) -> Any:
     return torch.randint(3, config.vocab_size, (batch, length), generator=gen).to(device)
 
 
-def step_kernel(loaded: Any, kind: str, batch: int, length: int, torch_device: str) -> Kernel:
+def step_kernel(loaded: LoadedModel, kind: str, batch: int, length: int, torch_device: str) -> Kernel:
     """A prefill forward over ``length`` tokens, or one decode step at context ``length``."""
     import torch
 
     if kind not in STEP_KINDS:
         raise KernelError(f"unknown step {kind!r}; accepted: {', '.join(STEP_KINDS)}")
-    from ..model.loader import kv_bytes_per_token
 
     model, config = loaded.model, loaded.model.config
     d = _dims(config)
@@ -72,7 +76,6 @@ def step_kernel(loaded: Any, kind: str, batch: int, length: int, torch_device: s
         attn = 4 * d["layers"] * batch * length * length * d["heads"] * d["head_dim"] / 2
         kv_written = kv_bytes_per_token(config, kv_item) * batch * length
         return Kernel(prefill, 2 * params * batch * length + attn, linear_bytes + kv_written)
-    from ..stack.compat import cache_kwarg, crop_cache, dynamic_cache, output_cache
 
 
     ids = _token_ids(config, batch, length + 1, torch_device)
@@ -93,10 +96,9 @@ def step_kernel(loaded: Any, kind: str, batch: int, length: int, torch_device: s
     return Kernel(decode, *decode_cost(loaded, batch, length), reset)
 
 
-def decode_cost(loaded: Any, batch: int, attended: int) -> Tuple[float, float]:
+def decode_cost(loaded: LoadedModel, batch: int, attended: int) -> Tuple[float, float]:
     """FLOPs and bytes of one decode step of ``batch`` rows attending over ``attended`` positions:
     the weights (decoder linears as stored, the 16-bit lm_head) and the KV cache, read once."""
-    from ..model.loader import kv_bytes_per_token
 
     config = loaded.model.config
     d = _dims(config)
@@ -107,7 +109,7 @@ def decode_cost(loaded: Any, batch: int, attended: int) -> Tuple[float, float]:
     return 2 * _matmul_params(d) * batch + attn, weights + kv_read
 
 
-def graph_decode_kernel(loaded: Any, plan: Any, batch: int, length: int, torch_device: str) -> Tuple[Kernel, Any, Any]:
+def graph_decode_kernel(loaded: LoadedModel, plan: GraphPlan, batch: int, length: int, torch_device: str) -> Tuple[Kernel, Any, Any]:
     """Graph mode's compiled decode step at context ``length``: (kernel, its shape, the same step
     in eager mode). The static cache's attention reads every position of the cache."""
     ids = _token_ids(loaded.model.config, batch, length + 1, torch_device)
@@ -116,7 +118,7 @@ def graph_decode_kernel(loaded: Any, plan: Any, batch: int, length: int, torch_d
     return Kernel(call, *decode_cost(loaded, step.batch, step.cache_len), rewind), step, eager
 
 
-def _itemsize(loaded: Any) -> int:
+def _itemsize(loaded: LoadedModel) -> int:
     return next(loaded.model.parameters()).element_size()
 
 
@@ -133,7 +135,6 @@ def op_kernel(config: Any, name: str, tokens: int, dtype_name: str, backend: str
 
     if name not in OPS:
         raise KernelError(f"unknown operator {name!r}; accepted: {', '.join(OPS)}")
-    from ..stack.compat import require_dtype
 
     d = _dims(config)
     require_dtype(backend, dtype_name)
@@ -157,8 +158,6 @@ def op_kernel(config: Any, name: str, tokens: int, dtype_name: str, backend: str
         with torch.device(torch_device):
             layer = torch.nn.Linear(k, n, bias=False, dtype=dtype)
         if name.startswith("int8_"):
-            from ..model.quant import int8_linear
-
             layer = int8_linear(layer, name.split("_")[1], backend)
             w_bytes = k * n + 4 * n
         else:
@@ -170,8 +169,6 @@ def op_kernel(config: Any, name: str, tokens: int, dtype_name: str, backend: str
 
         return Kernel(linear, 2 * tokens * k * n, w_bytes + tokens * (k + n) * item)
     if name in ("attn_prefill", "attn_decode"):
-        from ..stack.compat import sdpa
-
         q_len, kv_len = (tokens, tokens) if name == "attn_prefill" else (1, tokens)
         q = rand(1, d["heads"], q_len, d["head_dim"])
         k = rand(1, d["kv"], kv_len, d["head_dim"])
@@ -197,8 +194,6 @@ def op_kernel(config: Any, name: str, tokens: int, dtype_name: str, backend: str
 
         return Kernel(rms, 4 * tokens * d["hidden"], 2 * tokens * d["hidden"] * item)
     if name == "rotary":
-        from ..stack.compat import apply_rotary
-
         q = rand(1, d["heads"], tokens, d["head_dim"])
         k = rand(1, d["kv"], tokens, d["head_dim"])
         cos, sin = rand(1, tokens, d["head_dim"]), rand(1, tokens, d["head_dim"])

@@ -21,6 +21,7 @@ from typing import Any, Callable, List, Sequence
 
 from ..devices import Device
 from ..errors import MeasurementError
+from ..judge.metrics import METRICS
 from ..judge.result import Sample, token_ids_hash
 from ..model.loader import LoadedModel
 from ..model.workloads import Prompt
@@ -28,8 +29,6 @@ from ..model.workloads import Prompt
 
 def check_finite(sample: Sample, index: int) -> None:
     """A NaN or infinite value is a broken measurement, never a number to judge."""
-    from ..judge.metrics import METRICS
-
     bad = [f"{name}={value}" for name in METRICS
            for value in [sample.metric(name)] if value is not None and not math.isfinite(value)]
     if bad:

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Protocol
 
 from ..errors import BaselineError
 from ..stack.changes import stack_changes
+from . import codec
 from .metrics import METRICS, TIME_METRICS, Metric, format_value
 from .result import Result, Workload
 from .stats import MISMATCH, NO_BASELINE, OK, REGRESSED, Verdict, decide, worst_status
@@ -43,26 +44,12 @@ class Comparison:
                 return v
         return None
 
-    def to_dict(self) -> Dict[str, object]:
-        return {
-            "status": self.status,
-            "verdicts": [v.to_dict() for v in self.verdicts],
-            "mismatch": self.mismatch,
-            "stack_changes": self.stack_changes,
-            "confirmation": self.confirmation,
-            "profile": self.profile,
-        }
+    def to_dict(self) -> Dict[str, Any]:
+        return codec.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Comparison":
-        return cls(
-            status=data["status"],
-            verdicts=[Verdict.from_dict(v) for v in data.get("verdicts", [])],
-            mismatch=list(data.get("mismatch", [])),
-            stack_changes=list(data.get("stack_changes", [])),
-            confirmation=data.get("confirmation", ""),
-            profile=data.get("profile", ""),
-        )
+        return codec.from_dict(cls, data)
 
 
 def floors_for(time_floor: Optional[float], overrides: Mapping[str, float]) -> Dict[str, float]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from . import codec
 
 # Version of what a Workload records. 1: names and lengths only; 2: also the exact input token
 # ids, tokenizer, generation settings, int8 kernel and serving schedule. Workloads of different
@@ -30,14 +32,16 @@ class Workload:
     prompt_ids: Tuple[str, ...]
     prompt_tokens: Tuple[int, ...]
     max_new_tokens: int
-    mode: str = "eager-greedy-fixed-length"  # GENERATION_MODE
+    # The kind of work (generation, a step, an operator, a serving scenario), stored as 'mode'.
+    kind: str = field(default="eager-greedy-fixed-length", metadata={"key": "mode"})  # GENERATION_MODE
     input_ids_hash: str = ""  # token_ids_hash of the rows fed to the model ('' for synthetic inputs)
     tokenizer: str = ""
     generation: str = ""  # settings that change the work: decoding, cache kind, attention implementation
     quant_kernel: str = ""  # the int8 kernel that ran ('' for 16-bit precisions)
     serving: str = ""  # arrival schedule, SLOs and engine settings of a serving test
     graph: str = ""  # graph mode: backend, its settings and the static cache ('' in eager mode)
-    identity_version: int = IDENTITY_VERSION
+    # Absent from workloads written before version 2.
+    identity_version: int = field(default=IDENTITY_VERSION, metadata={"absent": 1})
 
     def differences(self, other: "Workload") -> List[str]:
         """Human lines, one per field that differs: 'max_new_tokens: 80 (baseline) vs 120 (now)'."""
@@ -54,23 +58,15 @@ class Workload:
         for f in fields(self):
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
             if mine != theirs:
-                lines.append(f"{f.name}: {_short(theirs)} (baseline) vs {_short(mine)} (now)")
+                lines.append(f"{codec.key_of(f)}: {_short(theirs)} (baseline) vs {_short(mine)} (now)")
         return lines
 
     def to_dict(self) -> Dict[str, Any]:
-        data = asdict(self)
-        data["prompt_ids"] = list(self.prompt_ids)
-        data["prompt_tokens"] = list(self.prompt_tokens)
-        return data
+        return codec.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Workload":
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["prompt_ids"] = tuple(kwargs.get("prompt_ids", ()))
-        kwargs["prompt_tokens"] = tuple(int(t) for t in kwargs.get("prompt_tokens", ()))
-        kwargs["identity_version"] = int(data.get("identity_version", 1))  # absent: written before version 2
-        return cls(**kwargs)
+        return codec.from_dict(cls, data)
 
 
 # The workload kinds of generation tests (eager transformers generate, and graph mode).
@@ -136,12 +132,11 @@ class Sample:
         return None if value is None else float(value)
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        return codec.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Sample":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return codec.from_dict(cls, data)
 
 
 @dataclass
@@ -152,8 +147,8 @@ class Result:
     profile: str
     workload: Workload
     samples: List[Sample]
-    stack: Dict[str, Any]
-    timestamp: str
+    stack: Dict[str, Any] = field(default_factory=dict)
+    timestamp: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def values(self, metric: str) -> List[float]:
@@ -161,24 +156,8 @@ class Result:
         return [v for v in out if v is not None]
 
     def to_dict(self) -> Dict[str, Any]:
-        return {
-            "test_id": self.test_id,
-            "profile": self.profile,
-            "workload": self.workload.to_dict(),
-            "samples": [s.to_dict() for s in self.samples],
-            "stack": self.stack,
-            "timestamp": self.timestamp,
-            "extra": self.extra,
-        }
+        return codec.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Result":
-        return cls(
-            test_id=data["test_id"],
-            profile=data["profile"],
-            workload=Workload.from_dict(data["workload"]),
-            samples=[Sample.from_dict(s) for s in data["samples"]],
-            stack=dict(data.get("stack", {})),
-            timestamp=data.get("timestamp", ""),
-            extra=dict(data.get("extra", {})),
-        )
+        return codec.from_dict(cls, data)

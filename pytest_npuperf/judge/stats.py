@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from . import codec
 from .metrics import Metric
 
 MAD_SCALE = 1.4826
@@ -118,11 +119,11 @@ class Verdict:
     gated: bool = True  # whether this verdict can fail the test (see Metric.gates)
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        return codec.to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "Verdict":
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> "Verdict":
+        return codec.from_dict(cls, data)
 
 
 def decide(

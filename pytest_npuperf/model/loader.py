@@ -9,6 +9,7 @@ ones. Version differences of transformers are kept in this module.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -16,6 +17,10 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from ..precision import Precision
+from ..stack.compat import checkpoint_dtype_kwarg, require_dtype, require_int8
+from . import quant
+from .tokenizers import HFChatTokenizer, MistralV1Tokenizer
+from .workloads import BATCH_PROMPTS, WORKLOADS
 
 SEED = 1234
 
@@ -45,57 +50,10 @@ class ModelError(Exception):
     """The model cannot be loaded; the message names the problem and the fix."""
 
 
-class MistralV1Tokenizer:
-    """The Mistral v1 tokenizer of mistral-common: ``<s>[INST] user [/INST]``."""
-
-    def __init__(self) -> None:
-        from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
-
-        self._mt = MistralTokenizer.v1()
-        self._sp = self._mt.instruct_tokenizer.tokenizer
-        self.bos_id = int(self._sp.bos_id)
-        self.eos_id = int(self._sp.eos_id)
-        self.name = "mistral-common v1 (tokenizer.model.v1)"
-
-    def chat_ids(self, user_text: str) -> List[int]:
-        from mistral_common.protocol.instruct.messages import UserMessage
-        from mistral_common.protocol.instruct.request import ChatCompletionRequest
-
-        request = ChatCompletionRequest(messages=[UserMessage(content=user_text)])
-        return list(self._mt.encode_chat_completion(request).tokens)
-
-    def decode(self, ids: List[int]) -> str:
-        return str(self._sp.decode(list(ids)))
-
-
-class HFChatTokenizer:
-    """A local checkpoint's tokenizer with its own chat template."""
-
-    def __init__(self, path: str) -> None:
-        from transformers import AutoTokenizer
-
-        self._tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-        self.bos_id = self._tok.bos_token_id
-        self.eos_id = int(self._tok.eos_token_id)
-        self.name = f"{type(self._tok).__name__} ({path})"
-
-    def chat_ids(self, user_text: str) -> List[int]:
-        messages = [{"role": "user", "content": user_text}]
-        if getattr(self._tok, "chat_template", None):
-            from ..stack.compat import chat_template_ids
-
-            return chat_template_ids(self._tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True))
-        # No template shipped: the Mistral v1 format by hand.
-        return [int(i) for i in self._tok(f"[INST] {user_text} [/INST]").input_ids]
-
-    def decode(self, ids: List[int]) -> str:
-        return str(self._tok.decode(list(ids)))
-
-
 @dataclass
 class LoadedModel:
     model_id: str
-    precision: str
+    precision: Precision
     model: Any
     tokenizer: Any
     fingerprint: str
@@ -108,6 +66,11 @@ class LoadedModel:
     quant_released_bytes: Optional[int] = None  # device memory freed by quantization (None on a CPU)
     # prompt id -> fidelity metrics of the int8 model against its own 16-bit weights
     fidelity: Dict[str, Dict[str, float]] = field(default_factory=dict)
+
+
+def tokenizer_identity(loaded: LoadedModel) -> str:
+    """What turned the prompts into ids: the tokenizer's own description, else its class."""
+    return str(getattr(loaded.tokenizer, "name", "") or type(loaded.tokenizer).__name__)
 
 
 def _torch_dtype(precision: Precision) -> Any:
@@ -175,7 +138,7 @@ def _random_model(name: str, overrides: Dict[str, Any], precision: Precision, to
     model.eval()
     sizes = module_bytes(model)
     return LoadedModel(
-        model_id=name, precision=precision.name, model=model, tokenizer=MistralV1Tokenizer(),
+        model_id=name, precision=precision, model=model, tokenizer=MistralV1Tokenizer(),
         fingerprint=config_fingerprint(config, precision.name, f"random-seed{SEED}"),
         attn_implementation="sdpa", **sizes,
     )
@@ -205,7 +168,6 @@ def check_checkpoint(path: str) -> Dict[str, Any]:
 def _checkpoint_model(path: str, precision: Precision, torch_device: str) -> LoadedModel:
     from transformers import AutoModelForCausalLM
 
-    from ..stack.compat import checkpoint_dtype_kwarg
 
     check_checkpoint(path)
     dtype_kw = checkpoint_dtype_kwarg(_torch_dtype(precision))
@@ -219,7 +181,7 @@ def _checkpoint_model(path: str, precision: Precision, torch_device: str) -> Loa
     model.eval()
     sizes = module_bytes(model)
     return LoadedModel(
-        model_id=Path(path).name, precision=precision.name, model=model,
+        model_id=Path(path).name, precision=precision, model=model,
         tokenizer=HFChatTokenizer(path),
         fingerprint=config_fingerprint(model.config, precision.name, "checkpoint"),
         attn_implementation="sdpa", real_weights=True, **sizes,
@@ -234,8 +196,6 @@ def load_model(model: str, precision: Precision, torch_device: str) -> LoadedMod
     weights are int8 and measures the fidelity against the recorded logits.
     A precision this stack cannot run on the device raises ``compat.Unsupported`` first.
     """
-    from ..stack.compat import require_dtype, require_int8
-
     backend = torch_device.split(":")[0]
     require_dtype(backend, precision.dtype)
     if precision.quant is not None:
@@ -255,7 +215,6 @@ def _prompt_logits(loaded: LoadedModel, torch_device: str) -> Dict[str, Any]:
     """Logits of one forward pass over each of the suite's prompts, kept on the host."""
     import torch
 
-    from .workloads import BATCH_PROMPTS, WORKLOADS
 
     out = {}
     with torch.inference_mode():
@@ -272,7 +231,6 @@ def greedy_outputs(loaded: LoadedModel, torch_device: str, max_new_tokens: int =
     """Greedy continuations of the suite's prompts, EOS allowed (so the length can change)."""
     import torch
 
-    from .workloads import BATCH_PROMPTS, WORKLOADS
 
     eos = loaded.tokenizer.eos_id
     out = {}
@@ -296,24 +254,22 @@ def greedy_fidelity(reference: List[int], current: List[int]) -> Dict[str, float
 
 
 def _quantize(loaded: LoadedModel, precision: Precision, torch_device: str) -> None:
-    from .quant import KERNELS, allocated_bytes, check_memory_released, check_quantized, fidelity, quantize_model
-
     backend = torch_device.split(":")[0]
     reference = _prompt_logits(loaded, torch_device)
     # Generated text only means something with real weights: greedy agreement for checkpoints.
     greedy_reference = greedy_outputs(loaded, torch_device) if loaded.real_weights else {}
     loaded.dense_linear_weight_bytes = loaded.linear_weight_bytes
-    before = allocated_bytes(backend)
-    quantize_model(loaded.model, precision.quant, backend)
-    after = allocated_bytes(backend)
+    before = quant.allocated_bytes(backend)
+    quant.quantize_model(loaded.model, precision.quant, backend)
+    after = quant.allocated_bytes(backend)
     sizes = module_bytes(loaded.model)
     loaded.weight_bytes, loaded.linear_weight_bytes = sizes["weight_bytes"], sizes["linear_weight_bytes"]
-    check_quantized(loaded.model, loaded.dense_linear_weight_bytes, loaded.linear_weight_bytes, precision.name)
-    loaded.quant_released_bytes = check_memory_released(before, after, loaded.dense_linear_weight_bytes,
+    quant.check_quantized(loaded.model, loaded.dense_linear_weight_bytes, loaded.linear_weight_bytes, precision.name)
+    loaded.quant_released_bytes = quant.check_memory_released(before, after, loaded.dense_linear_weight_bytes,
                                                         precision.name)
-    loaded.quant_kernel = KERNELS[(backend, precision.quant)][0]
+    loaded.quant_kernel = quant.KERNELS[(backend, precision.quant)][0]
     current = _prompt_logits(loaded, torch_device)
-    loaded.fidelity = {pid: fidelity(reference[pid], current[pid]) for pid in reference}
+    loaded.fidelity = {pid: quant.fidelity(reference[pid], current[pid]) for pid in reference}
     if greedy_reference:
         greedy_now = greedy_outputs(loaded, torch_device)
         for pid, tokens in greedy_reference.items():
@@ -343,7 +299,6 @@ def free_model(loaded: Optional[LoadedModel]) -> None:
     """Drop the module's tensors so that the next model can take the memory."""
     if loaded is None:
         return
-    import gc
 
     loaded.model = None
     gc.collect()

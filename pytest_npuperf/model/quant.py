@@ -23,7 +23,10 @@ for w8a8 it is stored (K, N) contiguous with an (N,) float32 scale and a float32
 
 from __future__ import annotations
 
+import gc
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..stack.compat import is_compiling, require_int8
 
 SCHEMES = ("w8a16", "w8a8")
 # An int8 model whose linear weights are not below this fraction of the 16-bit ones was not
@@ -129,7 +132,7 @@ def kernel_name(backend: str, scheme: str, graph: bool = False) -> str:
     return (found or KERNELS[(backend, scheme)])[0]
 
 
-def _int8_linear_class() -> Any:
+def int8_linear_class() -> Any:
     import torch
 
     class Int8Linear(torch.nn.Module):
@@ -161,8 +164,6 @@ def _int8_linear_class() -> Any:
                 self.register_buffer("scale", scale)  # (N,), float32
 
         def forward(self, x: Any) -> Any:
-            from ..stack.compat import is_compiling
-
             shape = x.shape
             kernel = self._graph_kernel if self._graph_kernel is not None and is_compiling() else self._kernel
             y = kernel(x.reshape(-1, shape[-1]), self)
@@ -176,10 +177,8 @@ def _int8_linear_class() -> Any:
 
 def int8_linear(linear: Any, scheme: str, backend: str) -> Any:
     """An int8 replacement of one ``nn.Linear`` (Unsupported where torch lacks the kernel)."""
-    from ..stack.compat import require_int8
-
     require_int8(backend, scheme)
-    return _int8_linear_class()(linear, scheme, backend)
+    return int8_linear_class()(linear, scheme, backend)
 
 
 def quantize_model(model: Any, scheme: str, backend: str) -> List[str]:
@@ -208,8 +207,6 @@ def quantize_model(model: Any, scheme: str, backend: str) -> List[str]:
 
 def allocated_bytes(backend: str) -> Optional[int]:
     """Device memory held by live tensors, after a collection and an emptied cache (None on a CPU)."""
-    import gc
-
     gc.collect()
     if backend == "cpu":
         return None

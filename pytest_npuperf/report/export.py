@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping
 from ..judge.compare import describe
 from ..judge.metrics import METRICS
 from ..judge.stats import Verdict
+from ..modes import EAGER, GRAPH
 from .modes import GRAPH_COLUMNS, decode_text, graph_tests, graph_tolerance, row_label, wall_time_text
 from .terminal import (
     attention_details,
@@ -87,7 +88,7 @@ def markdown_summary(doc: Mapping[str, Any]) -> str:
             for mode in modes:
                 cells = [_matrix_cell(row.get(b, {}).get(mode), decode) for b in batches]
                 lines.append(f"| {row_label(precision, mode)} | " + " | ".join(cells) + " |")
-            if {"eager", "graph"} <= set(modes):
+            if {EAGER, GRAPH} <= set(modes):
                 lines.append(f"| {precision} graph/eager | " + " | ".join(speedup_text(row.get(b)) for b in batches) + " |")
     lines += _graph_table(tests)
     return "\n".join(lines) + "\n"

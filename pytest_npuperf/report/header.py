@@ -1,10 +1,51 @@
-"""Lines of the run's header: the device's calibration next to its published peak."""
+"""Lines of the run's header: settings, device, stack, baselines without noise, calibration.
+
+Pure: the facts in (gathered by the hooks from the session), the lines out.
+"""
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from ..judge.roofline import known_peak
+
+HEADER_STACK_KEYS = ("torch", "torch_npu", "transformers", "cann_version", "driver_version", "python", "torch_threads")
+
+
+def header_lines(
+    settings: Any,
+    device: Optional[Mapping[str, str]],
+    unavailable: str = "",
+    stack: Optional[Mapping[str, Any]] = None,
+    skipped: Sequence[str] = (),
+    without_noise: Tuple[int, int] = (0, 0),
+    calibration: Optional[Mapping[str, Any]] = None,
+) -> List[str]:
+    """The header of a run. ``device``: kind, name, profile, model, timing and memory source (None
+    when the device is unavailable, ``unavailable`` saying why); ``without_noise``: baseline
+    entries of this accelerator profile without between-process noise, of all its entries."""
+    s = settings
+    lines = [
+        f"npuperf: preset={s.preset} max_new_tokens={s.max_new_tokens} warmup={s.warmup} "
+        f"runs={s.runs} (cap {s.max_runs}) alpha={s.alpha:g} baselines={s.baseline_dir}"
+        + (" [saving baseline]" if s.save_baseline else "")
+    ]
+    if device is None:
+        return lines + [f"npuperf device: unavailable: {unavailable}"]
+    st = stack or {}
+    lines.append(
+        f"npuperf device: {device['kind']} ({device['name']}), profile {device['profile']!r}, "
+        f"model {device['model']}, timing by {device['timing']}, memory from {device['memory']}"
+    )
+    lines.append("npuperf stack: " + ", ".join(
+        f"{k}={st.get(k) if st.get(k) is not None else 'unknown'}" for k in HEADER_STACK_KEYS))
+    lines += [f"npuperf: not using {reason}" for reason in skipped]
+    missing, total = without_noise
+    if missing:
+        lines.append(f"npuperf: {missing} of {total} baseline entries of {device['profile']} carry no "
+                     "between-process noise, so their tolerances come from in-process noise only; record them again "
+                     "with --npuperf-save-baseline (3 fresh processes by default)")
+    return lines + (calibration_lines(device["name"], calibration) if calibration is not None else [])
 
 
 def calibration_lines(device_name: str, cal: Mapping[str, Any]) -> List[str]:

@@ -19,6 +19,7 @@ from ..errors import BaselineError
 from ..judge.compare import describe
 from ..judge.metrics import METRICS, format_value
 from ..judge.stats import Verdict
+from ..modes import EAGER, GRAPH
 from ..stack.changes import stack_changes
 from ..store.baselines import BaselineEntry, BaselineStore
 from .modes import GRAPH_COLUMNS, decode_text, execution_mode, graph_tolerance, row_label, wall_time_text
@@ -254,7 +255,7 @@ def _generation(tests: Sequence[Mapping[str, Any]]) -> str:
             modes = row_modes(row)
             rows += [f'<tr><td class="l">{_esc(row_label(p, m))}</td>'
                      + "".join(_study_cell(row.get(b, {}).get(m), decode) for b in batches) + "</tr>" for m in modes]
-            if {"eager", "graph"} <= set(modes):
+            if {EAGER, GRAPH} <= set(modes):
                 rows.append(f'<tr><td class="l">{_esc(p)} graph/eager</td>'
                             + "".join(f"<td>{speedup_text(row.get(b))}</td>" for b in batches) + "</tr>")
         out.append(f"<h3>{_esc(name)}</h3><p><small>{_esc(matrix_title(by_precision))}</small></p>"
@@ -272,7 +273,7 @@ def _scaling(tests: Sequence[Mapping[str, Any]]) -> str:
         for precision, row in rows.items():
             for mode in row_modes(row):
                 cells = {b: c[mode] for b, c in row.items() if mode in c and c[mode]["tokens_per_s"] is not None}
-                by_precision[precision][name if mode == "eager" else f"{name} {mode}"] = cells
+                by_precision[precision][name if mode == EAGER else f"{name} {mode}"] = cells
     out = []
     for precision, workloads in by_precision.items():
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 2.6))
@@ -301,7 +302,7 @@ def _counts(tests: Sequence[Mapping[str, Any]]) -> str:
 
 def _section(kind: str, tests: Sequence[Mapping[str, Any]]) -> str:
     counts = _counts(tests)
-    graph = [t for t in tests if execution_mode(t) == "graph"]
+    graph = [t for t in tests if execution_mode(t) == GRAPH]
     if graph:
         counts += f"; graph mode {len(graph)}: {_counts(graph)}"
     listed = needs_attention(tests)
@@ -320,7 +321,7 @@ def _graph(tests: Sequence[Mapping[str, Any]]) -> str:
     rows = graph_rows(tests)
     if not rows:
         return ""
-    graph = [t for t in tests if execution_mode(t) == "graph"]
+    graph = [t for t in tests if execution_mode(t) == GRAPH]
     body = ["<tr>" + "".join(f'<td class="l">{_esc(c)}</td>' if i < 2 else f"<td>{_esc(c)}</td>" for i, c in enumerate(row))
             + f'<td class="l">{_esc(graph_tolerance(t) or "-")}</td></tr>' for row, t in zip(rows, graph)]
     return (f'<details id="graph" open><summary>graph mode: {len(rows)} tests: compilation and agreement with eager'

@@ -13,6 +13,7 @@ from ..judge.compare import NO_PROCESS_NOISE
 from ..judge.metrics import METRICS, format_value
 from ..judge.outcome import TestOutcome, related_regressions
 from ..judge.stats import REGRESSED, UNCONFIRMED, median, robust_cv
+from ..modes import EAGER, GRAPH
 from .modes import (
     GRAPH_COLUMNS,
     decode_text,
@@ -41,7 +42,6 @@ KINDS = ("generation", "steps", "operators", "serving")
 # in this order, so a verdict kind added later is shown rather than hidden.
 QUIET = ("OK", "IMPROVED", "NO_BASELINE")
 ATTENTION_ORDER = ("REGRESSED", "MISMATCH", "ERROR", "FAILED", "UNCONFIRMED", "INCONCLUSIVE", "DRIFT")
-SUMMARY_MODES = ("attention", "full")
 
 
 def short_id(test_id: str) -> str:
@@ -200,9 +200,9 @@ def has_decode(by_precision: Mapping[str, Mapping[int, Mapping[str, Cell]]]) -> 
 
 def speedup(cells: Optional[Mapping[str, Cell]]) -> Optional[float]:
     """Graph over eager tokens/s of one cell, where both ran in this run."""
-    if not cells or "eager" not in cells or "graph" not in cells:
+    if not cells or EAGER not in cells or GRAPH not in cells:
         return None
-    eager, graph = cells["eager"].get("tokens_per_s"), cells["graph"].get("tokens_per_s")
+    eager, graph = cells[EAGER].get("tokens_per_s"), cells[GRAPH].get("tokens_per_s")
     return graph / eager if eager and graph is not None else None
 
 
@@ -228,7 +228,7 @@ def matrix_title(by_precision: Mapping[str, Mapping[int, Mapping[str, Cell]]]) -
     """What a workload's table shows, beyond tokens/s and e2e."""
     modes = {m for row in by_precision.values() for m in row_modes(row)}
     notes = ["change vs baseline"]
-    if {"eager", "graph"} <= modes:
+    if {EAGER, GRAPH} <= modes:
         notes.append("graph/eager: tokens/s speedup")
     if has_decode(by_precision):
         notes.append("decode: fraction of the calibrated copy bandwidth and of the published HBM peak")
@@ -257,7 +257,7 @@ def matrix_lines(tests: Sequence[Test]) -> List[str]:
                 rows.append(["", "e2e"] + [matrix_cell(c, "e2e_s") for c in cells])
                 if decode:
                     rows.append(["", "decode"] + [decode_text(c["test"]) if c else "-" for c in cells])
-            if {"eager", "graph"} <= set(modes):
+            if {EAGER, GRAPH} <= set(modes):
                 rows.append(["", "graph/eager"] + [speedup_text(row.get(b)) for b in batches])
         lines.append(f"generation {name}: {matrix_title(by_precision)}")
         lines += ["  " + line for line in _aligned(rows, left=2)]

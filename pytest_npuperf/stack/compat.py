@@ -11,6 +11,7 @@ Nothing in this module imports torch or transformers at import time.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Dict, Optional, Tuple
 
 from .versions import Version, package_version, parse_version
@@ -177,7 +178,6 @@ def apply_rotary(q: Any, k: Any, cos: Any, sin: Any) -> Any:
     """transformers' Mistral rotary embedding over (batch, heads, seq, dim) with (batch, seq, dim)
     cos/sin. Up to 4.43 the function took (seq, dim) tables and a required ``position_ids`` to
     gather them; later releases take gathered tables (and ignore a ``position_ids`` if given)."""
-    import inspect
 
     from transformers.models.mistral.modeling_mistral import apply_rotary_pos_emb
 
@@ -251,7 +251,6 @@ def continuous_batching_config(num_blocks: int, page_size: int, max_batch_tokens
 def cache_kwarg(model: Any) -> str:
     """The forward argument that takes a KV cache: 'cache' in newer transformers 5.x releases,
     'past_key_values' before (5.24 accepts both and warns on the old one)."""
-    import inspect
 
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
@@ -284,8 +283,6 @@ def require_graph_mode(model: Any) -> None:
     transformers 4.40's Mistral takes no ``cache_position`` (its StaticCache served Llama and
     Gemma only), so a static cache cannot be filled position by position: Unsupported there.
     """
-    import inspect
-
     version = transformers_version()
     decoder = getattr(model, "model", model)
     params = inspect.signature(decoder.forward).parameters
@@ -316,8 +313,6 @@ def static_cache(model: Any, batch: int, length: int, device: Any, dtype: Any) -
     transformers 4.56 made the cache lazy (sized by its first update) and dropped
     ``max_batch_size``/``device``/``dtype``; before, they are required.
     """
-    import inspect
-
     from transformers import StaticCache
 
     params = inspect.signature(StaticCache.__init__).parameters

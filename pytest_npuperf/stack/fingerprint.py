@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from .npu_api import NPU_ENV_VARS
 from .versions import package_version
 
 ENV_PREFIXES = (
@@ -134,8 +135,6 @@ _SET_BY_TORCH = ("TORCHINDUCTOR_CACHE_DIR",)
 
 def env_snapshot(environ: Mapping[str, str]) -> Dict[str, str]:
     """Performance-relevant variables, secrets redacted."""
-    from .npu_api import NPU_ENV_VARS
-
     out = {}
     for key, value in environ.items():
         if (key.startswith(ENV_PREFIXES) or key in NPU_ENV_VARS) and key not in _SET_BY_TORCH:

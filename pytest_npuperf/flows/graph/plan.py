@@ -9,17 +9,15 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...errors import GraphError
-from ...modes import get_mode
+from ...model.loader import LoadedModel
+from ...model.quant import kernel_name
 from ...stack import compat
+from ..measure import generate_fixed
 from .runner import CompiledStep, GraphRunner, batch_bucket, cache_len_for, graph_summary
 
 
-def check_mode(mode: str) -> None:
-    get_mode(mode)
-
-
 class GraphPlan:
-    def __init__(self, runner: GraphRunner, loaded: Any) -> None:
+    def __init__(self, runner: GraphRunner, loaded: LoadedModel) -> None:
         self.runner, self.loaded = runner, loaded
         self._shapes: List[Tuple[int, int]] = []
         self._agreement: Optional[Dict[str, Any]] = None
@@ -70,17 +68,12 @@ class GraphPlan:
 
     def quant_kernel(self) -> str:
         """The int8 kernel that runs inside the graph ('' for 16-bit precisions)."""
-        from ...model.quant import kernel_name
-        from ...precision import get_precision
-
-        scheme = get_precision(self.loaded.precision).quant
+        scheme = self.loaded.precision.quant
         return kernel_name(self.runner.device.kind, scheme, graph=True) if scheme else ""
 
     # -- trust --------------------------------------------------------------------------------
     def check_agreement(self, batch: Any, new_tokens: int, cache_len: Optional[int] = None) -> Dict[str, Any]:
         """Eager vs graph on this batch (logits of the first decode step, greedy tokens)."""
-        from ..measure import generate_fixed
-
         eager = generate_fixed(self.loaded, batch, new_tokens, output_logits=True, return_dict_in_generate=True)
         self._agreement = self.runner.agreement(batch, new_tokens, eager.sequences, list(eager.logits),
                                                 cache_len)  # GraphError when unlike

@@ -21,9 +21,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ...devices.base import GraphBackend
-from ...errors import GraphError
+from ...devices.base import Device, GraphBackend
+from ...errors import GraphError, first_line
+from ...model.loader import LoadedModel
 from ...stack import compat
+from ..measure import Batch
 
 BATCH_BUCKETS = (1, 2, 4, 8)
 MIN_CACHE_LEN = 1024
@@ -74,7 +76,7 @@ def next_tokens(logits: Any, eos_id: int) -> Any:
     return scores.argmax(dim=-1, keepdim=True)
 
 
-def warm_compiler(backend: GraphBackend, device: Any) -> None:
+def warm_compiler(backend: GraphBackend, device: Device) -> None:
     """Compile a small function (once per process and backend: the caller keeps count), so that
     the one-time start-up of the compiler (its imports, worker processes, device toolchain) is not
     charged to whichever shape a run happens to compile first: compile_s must not depend on test
@@ -97,7 +99,7 @@ def warm_compiler(backend: GraphBackend, device: Any) -> None:
 class GraphRunner:
     """The compiled decode steps of one loaded model on one device."""
 
-    def __init__(self, loaded: Any, device: Any, backend: GraphBackend, warm: bool = True) -> None:
+    def __init__(self, loaded: LoadedModel, device: Device, backend: GraphBackend, warm: bool = True) -> None:
         compat.require_graph_mode(loaded.model)
         compat.allow_recompiles(64)
         self.loaded, self.device, self.backend = loaded, device, backend
@@ -173,7 +175,7 @@ class GraphRunner:
                         self._call(compiled, ids, mask, positions, slot)
                         device.synchronize()
                 except torch._dynamo.exc.Unsupported as exc:  # a graph break under fullgraph=True
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    first = first_line(exc)
                     raise GraphError(
                         f"the decode step (batch {batch}, cache {cache_len}) cannot be captured as one graph by "
                         f"{self.backend.description}: {first}"
@@ -213,7 +215,7 @@ class GraphRunner:
                                 **{self._cache_arg: step.cache})
         return out.logits[:, -1, :], positions[:, -1:]
 
-    def generate_fixed(self, loaded: Any, batch: Any, max_new_tokens: int, streamer: Any = None,
+    def generate_fixed(self, loaded: LoadedModel, batch: Batch, max_new_tokens: int, streamer: Any = None,
                        cache_len: Optional[int] = None) -> Any:
         """Greedy generation of exactly ``max_new_tokens`` per row in graph mode; the same
         contract as ``measure.generate_fixed`` (prompt and new ids; the streamer sees the prompt,

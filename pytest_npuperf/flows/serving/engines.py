@@ -25,8 +25,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ...devices.base import Device
 from ...errors import MeasurementError
 from ...judge.result import Sample
+from ...model.loader import LoadedModel, kv_bytes_per_token
+from ...model.workloads import BATCH_PROMPTS, WORKLOADS
+from ...stack.compat import continuous_batching_config
+from ..measure import TokenClock, generate_fixed, make_batch
 
 ENGINES = ("static", "continuous", "vllm")
 PAGE = 256  # tokens per KV page of the continuous-batching engine
@@ -202,11 +207,10 @@ def wait_until(t: float) -> None:
         time.sleep(delay)
 
 
-def run_static(loaded: Any, device: Any, prompts: Sequence[Any], scenario: Scenario,
+def run_static(loaded: LoadedModel, device: Device, prompts: Sequence[Any], scenario: Scenario,
                generate: Any = None) -> Tuple[List[RequestRecord], float]:
     """Batches formed as requests arrive: up to max_batch, or whatever waited batch_timeout_s.
     ``generate``: measure.generate_fixed's contract (graph mode passes its compiled one)."""
-    from ..measure import TokenClock, generate_fixed, make_batch
 
     generate = generate or generate_fixed
     offsets = scenario.arrivals()
@@ -241,10 +245,9 @@ def run_static(loaded: Any, device: Any, prompts: Sequence[Any], scenario: Scena
     return records, wall
 
 
-def continuous_manager(loaded: Any, capacity_tokens: int, max_batch_tokens: int, max_new_tokens: int) -> Any:
+def continuous_manager(loaded: LoadedModel, capacity_tokens: int, max_batch_tokens: int, max_new_tokens: int) -> Any:
     from transformers import GenerationConfig
 
-    from ...stack.compat import continuous_batching_config
 
     sizing = continuous_batching_config(max(1, math.ceil(capacity_tokens / PAGE)) + 1, PAGE, max_batch_tokens)
     # The engine ignores min_new_tokens; with EOS disabled every request runs to max_new_tokens.
@@ -253,7 +256,7 @@ def continuous_manager(loaded: Any, capacity_tokens: int, max_batch_tokens: int,
 
 
 def run_continuous(
-    loaded: Any, device: Any, prompts: Sequence[Any], scenario: Scenario, capacity_tokens: int,
+    loaded: LoadedModel, device: Device, prompts: Sequence[Any], scenario: Scenario, capacity_tokens: int,
     max_batch_tokens: int = 1024,
 ) -> Tuple[List[RequestRecord], float]:
     """transformers' continuous batching: requests join and leave the running batch every step."""
@@ -320,16 +323,12 @@ def _restore_attention(model: Any, implementation: str) -> None:
 
 def serving_prompts(count: int) -> List[Any]:
     """The study's prompts (workloads first, then the batch prompts), cycled to ``count``."""
-    from ...model.workloads import BATCH_PROMPTS, WORKLOADS
-
     pool = list(WORKLOADS.values()) + list(BATCH_PROMPTS)
     return [pool[i % len(pool)] for i in range(count)]
 
 
-def kv_capacity_tokens(loaded: Any, device: Any, cpu_budget_bytes: int = 1 << 30) -> int:
+def kv_capacity_tokens(loaded: LoadedModel, device: Device, cpu_budget_bytes: int = 1 << 30) -> int:
     """Tokens of KV cache the budget holds: half the free device memory, or 1 GiB on a CPU."""
-    from ...model.loader import kv_bytes_per_token
-
     per_token = kv_bytes_per_token(loaded.model.config, next(loaded.model.parameters()).element_size())
     budget = cpu_budget_bytes
     if device.kind != "cpu":

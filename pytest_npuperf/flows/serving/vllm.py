@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ...devices.base import Device
 from ...errors import MeasurementError
+from ...model.loader import LoadedModel
 
 DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
 
@@ -72,7 +74,7 @@ def write_random_model(config: Any, folder: Path) -> Path:
     return folder
 
 
-def _memory_fraction(device: Any) -> Optional[float]:
+def _memory_fraction(device: Device) -> Optional[float]:
     """vLLM's ``gpu_memory_utilization``: 90% of what is free now (the suite's own model stays loaded)."""
     if device.kind == "cpu":
         return None
@@ -89,7 +91,7 @@ def _memory_fraction(device: Any) -> Optional[float]:
 class VllmServer:
     """One vLLM engine for one test: built once, used for every run of the scenario."""
 
-    def __init__(self, loaded: Any, device: Any, precision: str, max_model_len: int, checkpoint: Optional[str] = None,
+    def __init__(self, loaded: LoadedModel, device: Device, precision: str, max_model_len: int, checkpoint: Optional[str] = None,
                  seed: int = 0) -> None:
         import vllm
 

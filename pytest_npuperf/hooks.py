@@ -1,0 +1,206 @@
+"""The hook object that carries a run: registered by ``pytest_configure`` once the settings are valid.
+
+It owns the run's PerfSession and wires it to pytest: the header after collection, progress
+lines, each test's outcome on its report (so it reaches the xdist controller), the JUnit
+properties, the wall time per execution mode, the outputs and baselines at the end, and the
+summary. Every step's work is in a plain function elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Generator, List, Optional, Set
+
+import pytest
+
+from .devices import DeviceShared, DeviceUnavailable
+from .errors import BaselineError, NpuPerfWarning
+from .flows.session import PerfSession
+from .judge.compare import ACCELERATOR_KINDS
+from .judge.outcome import TestOutcome
+from .modes import EAGER
+from .outputs import record_more_processes, results_of, save_baselines, write_outputs
+from .progress import Progress, progress_for
+from .report.header import header_lines
+from .report.terminal import short_id, terminal_summary, test_kind
+from .settings import Settings, for_device, preset_note
+
+# Per-test data carried on the call report (to the xdist controller as well).
+OUTCOME_KEY = "npuperf_outcome"
+MODE_KEY = "npuperf_mode"
+
+
+def uses_npuperf(item: pytest.Item) -> bool:
+    return "npuperf" in getattr(item, "fixturenames", ())
+
+
+def mode_of(item: pytest.Item, outcome: Optional[TestOutcome] = None) -> str:
+    """The execution mode a test is parametrized with ('mode'), else the one its result says it
+    measured in (a test that passes mode= itself), else eager."""
+    callspec = getattr(item, "callspec", None)
+    declared = callspec.params.get("mode") if callspec is not None else None
+    measured = outcome.result.extra.get("execution_mode") if outcome is not None and outcome.result else None
+    return str(declared or measured or EAGER)
+
+
+class NpuPerfRun:
+    """Run-level hooks of pytest-npuperf."""
+
+    def __init__(self, settings: Settings, child_command: List[str]) -> None:
+        self.perf = PerfSession(settings)
+        self.child_command = child_command
+        self.preset_resolved = settings.preset_given
+        self.messages: List[str] = []
+        self.not_recorded: Set[str] = set()  # tests that did not pass in every recording process
+        self.active = False
+        self.call_s: Dict[str, List[float]] = {}  # execution mode -> call seconds of each perf test
+        self.progress: Optional[Progress] = None
+        self.reporter: Any = None
+
+    @property
+    def confirm_command(self) -> List[str]:
+        """The child pytest command that re-runs one test with this run's (resolved) settings."""
+        return self.child_command + self.perf.settings.as_args()
+
+    def resolve_preset(self) -> Settings:
+        """Quick preset on a CPU unless one was given; resolving asks for the device once."""
+        if not self.preset_resolved:
+            self.preset_resolved = True
+            self.perf.settings = for_device(self.perf.settings, self.perf.device_kind())
+        return self.perf.settings
+
+    def header_lines(self) -> List[str]:
+        perf, s = self.perf, self.perf.settings
+        try:
+            device = perf.device()
+        except (DeviceUnavailable, DeviceShared) as exc:
+            return header_lines(s, None, unavailable=str(exc))
+        facts = dict(kind=device.kind, name=device.name(), profile=device.profile(), model=perf.model_name,
+                     timing=device.timing_source, memory=device.memory_source)
+        # On an accelerator: which baselines carry no between-process noise (it sets tolerances).
+        noise = perf.entries_without_noise() if device.kind in ACCELERATOR_KINDS and not s.save_baseline else (0, 0)
+        return header_lines(s, facts, stack=perf.stack, skipped=perf.skipped_devices, without_noise=noise,
+                            calibration=perf.calibration())
+
+    # -- collection -------------------------------------------------------------------------
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        items = [item for item in session.items if uses_npuperf(item)]
+        if not items:
+            return
+        self.active = True
+        settings = self.resolve_preset()
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        every = progress_for(reporter, session.config.get_verbosity() >= 1, self.perf.device_kind())
+        self.progress = Progress([item.nodeid for item in items], time.monotonic(), every or 0.0)
+        if reporter is None:
+            return
+        for line in self.header_lines():
+            reporter.write_line(line)
+        note = preset_note(settings, self.perf.device_kind())
+        if note:
+            reporter.write_line(note)
+        if every is not None:
+            self.reporter = reporter
+
+    # -- per test: the outcome on its report, through xdist ---------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Generator[None, Any, Any]:
+        report = yield
+        outcome = self.perf.outcomes.get(item.nodeid)
+        if outcome is not None and report.when == "call":
+            setattr(report, OUTCOME_KEY, outcome.to_dict())
+        if report.when == "call" and uses_npuperf(item):
+            setattr(report, MODE_KEY, mode_of(item, outcome))  # for the wall time per mode
+        return report
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_to_serializable(self, config: pytest.Config, report: Any) -> Generator[None, Any, Any]:
+        data = yield
+        for key in (OUTCOME_KEY, MODE_KEY):
+            if data is not None and getattr(report, key, None) is not None:
+                data[key] = getattr(report, key)
+        return data
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_from_serializable(self, config: pytest.Config, data: Any) -> Generator[None, Any, Any]:
+        report = yield
+        for key in (OUTCOME_KEY, MODE_KEY):
+            if report is not None and isinstance(data, dict) and key in data:
+                setattr(report, key, data[key])
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and getattr(report, MODE_KEY, None) is not None:
+            self.call_s.setdefault(getattr(report, MODE_KEY), []).append(report.duration)
+        outcome = self.perf.outcomes.get(report.nodeid)
+        if outcome is None and getattr(report, OUTCOME_KEY, None) is not None:
+            outcome = self.perf.outcomes[report.nodeid] = TestOutcome.from_dict(getattr(report, OUTCOME_KEY))
+            self.active = True  # the xdist controller: it collected nothing itself
+        if outcome is None:
+            return
+        if report.when == "call" or (report.when != "call" and report.failed):
+            outcome.passed = report.passed if outcome.passed is not False else False
+        if report.when == "call" and self.progress is not None and self.progress.pending:
+            runs = len(outcome.result.samples) if outcome.result else 0
+            line = self.progress.finished(report.nodeid, test_kind(outcome.to_dict()), short_id(outcome.test_id),
+                                          runs, outcome.status, time.monotonic())
+            if line is not None and self.reporter is not None:
+                self.reporter.write_line(line)
+
+    def check_health(self) -> None:
+        """Before any verdict: is the device as fast as when the baselines were recorded?"""
+        problems = self.perf.health_problems()
+        if not problems:
+            return
+        text = "device health: the calibration is clearly below the baseline's: " + "; ".join(problems)
+        text += " (throttling, another process on the device, or a slower clock?)"
+        self.messages.insert(0, f"npuperf: {text}")
+        if self.perf.settings.strict:
+            pytest.exit(f"pytest-npuperf: {text}; stopped by --npuperf-strict", returncode=pytest.ExitCode.TESTS_FAILED)
+        warnings.warn(NpuPerfWarning(text), stacklevel=2)
+
+    # -- end of the run -----------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.active or hasattr(session.config, "workerinput"):
+            return
+        saving = self.perf.settings.save_baseline
+        # Before the outputs, so that they show the pooled samples that are saved.
+        if saving and not self._record_more_processes(session):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.perf.outcomes:
+            self.resolve_preset()
+            try:
+                self.messages += write_outputs(self.perf, results_of(self.perf, self.call_s))
+            except OSError as exc:
+                self.messages.append(f"npuperf: could not write an output file: {exc}")
+        if saving:
+            try:
+                self.messages += save_baselines(self.perf, self.not_recorded)
+            except BaselineError as exc:
+                self.messages.append(f"npuperf: baseline NOT saved: {exc}")
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _record_more_processes(self, session: pytest.Session) -> bool:
+        """False when a test could not be recorded in every process (it is then not saved)."""
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        say = reporter.write_line if reporter is not None else (lambda line: None)
+        missing, lines = record_more_processes(self.perf, self.confirm_command, Path(str(session.config.rootpath)), say)
+        self.not_recorded |= missing
+        self.messages += lines
+        return not missing
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        if not self.active:
+            return
+        lines: List[str] = []
+        if self.perf.outcomes:
+            full = self.perf.settings.summary == "full" or config.get_verbosity() >= 1
+            self.resolve_preset()
+            lines = terminal_summary(results_of(self.perf, self.call_s), "full" if full else "attention")
+        if lines or self.messages:
+            terminalreporter.section("npuperf summary")
+            for line in lines + self.messages:
+                terminalreporter.write_line(line)
