@@ -1,6 +1,7 @@
 import textwrap
 from pathlib import Path
 
+import fakes
 import numpy  # noqa: F401
 import pytest
 import scipy.stats  # noqa: F401
@@ -13,7 +14,7 @@ import pytest_npuperf.flows.session  # noqa: F401
 # pytester's in-process runs drop the modules first imported inside them; importing numpy,
 # scipy, torch and transformers here keeps them loaded once (numpy refuses to be imported twice
 # in one process, a second import of torch's C extension crashes it, and a second copy of
-# transformers has classes that fail the first copy's isinstance checks). tests/fakes.py patches
+# transformers has classes that fail the first copy's isinstance checks). tests/fakes/synthetic.py patches
 # pytest_npuperf.flows.session and .devices.calibration: imported here, the runs share the copies it patched, also
 # when a test file runs alone.
 
@@ -61,13 +62,8 @@ class NpuPerfTester:
         return self.pytester.path
 
     def fake(self, suite: str = SUITE) -> None:
-        """Synthetic measurements (tests/fakes.py) behind the real plugin."""
-        self.pytester.makeconftest(
-            f"import sys\nsys.path.insert(0, {str(TESTS_DIR)!r})  # child processes too\n"
-            "import fakes\n\n"
-            "def pytest_configure(config):\n    fakes.install()\n\n"
-            "def pytest_unconfigure(config):\n    fakes.uninstall()\n"
-        )
+        """Synthetic measurements (tests/fakes/synthetic.py) behind the real plugin."""
+        self.pytester.makeconftest(fakes.install_conftest("synthetic"))
         self.pytester.makepyfile(test_perf=suite)
 
     def run(self, *args: str, seed: int = 0, **env: str) -> pytest.RunResult:

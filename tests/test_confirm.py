@@ -5,8 +5,8 @@ import sys
 import textwrap
 from dataclasses import replace
 
-import fakes
 import pytest
+from fakes import synthetic
 from test_baseline import make_result
 
 from pytest_npuperf import fixture as fixture_mod
@@ -51,14 +51,14 @@ def test_the_parent_frees_its_model_before_the_child_and_reloads_it_after(npt, m
     real_run_child = fixture_mod.run_child
 
     def spy(*args, **kwargs):
-        fakes.EVENTS.append("child")
+        synthetic.EVENTS.append("child")
         return real_run_child(*args, **kwargs)
 
     monkeypatch.setattr(fixture_mod, "run_child", spy)
-    fakes.EVENTS.clear()
+    synthetic.EVENTS.clear()
     result = npt.run("--npuperf-confirm", "-k", "fp16-bs1", seed=1, NPUPERF_FAKE_SLOWDOWN_ONCE=f"{ONE}=1.3")
     result.assert_outcomes(passed=2, deselected=6)
-    events = list(fakes.EVENTS)
+    events = list(synthetic.EVENTS)
     child = events.index("child")
     assert events[child - 1] == "empty_cache" and "load:fp16" in events[:child]
     assert events[child + 1:].count("load:fp16") == 1  # the next fp16 test loads the model again
@@ -87,7 +87,7 @@ class _StubSession:
         self.events = []
 
     def device(self):
-        return fakes.FakeDevice()
+        return synthetic.FakeDevice()
 
     def release_device(self):
         self.events.append("release")

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from stack import require  # noqa: E402
+from support.skips import require  # noqa: E402
 
 from pytest_npuperf.devices.base import GraphBackend  # noqa: E402
 from pytest_npuperf.devices.cpu import CpuDevice  # noqa: E402

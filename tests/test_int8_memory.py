@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stack import require  # noqa: E402
+from support.skips import require  # noqa: E402
 from test_baseline import make_result  # noqa: E402
 
 from pytest_npuperf.judge.compare import compare, floors_for  # noqa: E402

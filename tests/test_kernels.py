@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stack import require  # noqa: E402
+from support.skips import require  # noqa: E402
 
 from pytest_npuperf.devices.cpu import CpuDevice  # noqa: E402
 from pytest_npuperf.flows.kernels import OPS, KernelError, op_kernel, step_kernel  # noqa: E402

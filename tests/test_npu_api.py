@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-import npu_source_scan
 import pytest
+from support import npu_source_scan
 
 from pytest_npuperf.stack import npu_api
 

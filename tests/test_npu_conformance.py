@@ -34,14 +34,14 @@ import sys
 import types
 from typing import Any, Dict
 
-import fake_npu_ops
-import fake_torch_npu
-import fake_torchair
-import npu_probes
 import pytest
-import torch_npu_meta as meta
-import torch_npu_wheels as wheels
+from fakes import npu_ops as fake_npu_ops
+from fakes import torch_npu as fake_torch_npu
+from fakes import torchair as fake_torchair
 from packaging.version import Version
+from support import npu_probes
+from support import torch_npu_meta as meta
+from support import torch_npu_wheels as wheels
 
 from pytest_npuperf.model import quant
 from pytest_npuperf.stack import npu_api

@@ -3,8 +3,8 @@
 import sys
 import textwrap
 
-import fake_torch_npu
 import pytest
+from fakes import torch_npu as fake_torch_npu
 
 from pytest_npuperf.devices import DeviceUnavailable, import_torch_npu, resolve_device
 from pytest_npuperf.devices.accel import AcceleratorDevice

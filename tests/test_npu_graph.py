@@ -6,9 +6,9 @@ import sys
 import warnings
 from typing import Any, Dict, Iterator
 
-import fake_torch_npu
-import fake_torchair
 import pytest
+from fakes import torch_npu as fake_torch_npu
+from fakes import torchair as fake_torchair
 
 from pytest_npuperf.devices import npu_graph
 from pytest_npuperf.devices.graph_backend import select_backend
@@ -235,7 +235,7 @@ def test_the_context_manager_installs_and_removes_the_whole_fake_stack() -> None
 
 
 def test_the_session_helper_makes_the_fake_torchair_importable() -> None:
-    import fake_npu_session
+    from fakes import npu_session as fake_npu_session
 
     fake_npu_session.install()
     try:

@@ -1,7 +1,7 @@
 """Graph mode through the whole plugin on the fake NPU (``--npuperf-device npu --npuperf-mode all``).
 
 The run's conftest installs the real-time fake torch_npu of a release with that release's fake
-torchair (tests/fake_npu_session.py); the plugin resolves the NPU, picks the graph backend the
+torchair (tests/fakes/npu_session.py); the plugin resolves the NPU, picks the graph backend the
 release and chip imply (devices/npu_graph.py), compiles the tiny model's decode step with it
 (the fake backend records every graph dynamo hands it, then runs it eagerly) and measures a
 graph-mode generation and decode step next to an eager generation. Before the fake is removed
@@ -13,9 +13,9 @@ Device times are a few milliseconds, so the run is quick; nothing here asserts a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Dict, List
 
+import fakes
 import pytest
 
 pytest.importorskip("torch")
@@ -42,16 +42,14 @@ def test_graph_decode(npuperf):
     npuperf.step("decode", "bf16", 1, 64, mode="graph")
 """
 
-CONFTEST = """
+CONFTEST = fakes.sys_path_line() + """
 import json
-import sys
 
-sys.path.insert(0, {tests!r})  # child processes too
-import fake_npu_session
+from fakes import npu_session
 
 
 def pytest_configure(config):
-    fake_npu_session.install()
+    npu_session.install()
 
 
 def pytest_unconfigure(config):
@@ -59,17 +57,17 @@ def pytest_unconfigure(config):
     for package in ("torchair", "npugraph_ex"):
         module = sys.modules.get(package)
         for backend in getattr(module, "backends", []):
-            found.append({{
+            found.append({
                 "package": backend.package,
                 "mode": backend.mode,
                 "custom_decompositions": len(backend.custom_decompositions),
-                "graphs": [{{"symbolic": g["symbolic"], "kwargs": sorted(g["kwargs"]),
-                             "ops": sorted({{str(n.target) for n in g["graph"].graph.nodes
-                                            if n.op == "call_function"}})}} for g in backend.graphs],
-            }})
+                "graphs": [{"symbolic": g["symbolic"], "kwargs": sorted(g["kwargs"]),
+                             "ops": sorted({str(n.target) for n in g["graph"].graph.nodes
+                                            if n.op == "call_function"})} for g in backend.graphs],
+            })
     with open("backends.json", "w", encoding="utf-8") as out:
         json.dump(found, out)
-    fake_npu_session.uninstall()
+    npu_session.uninstall()
 """
 
 A2 = "Ascend910B3"
@@ -91,7 +89,7 @@ def graph_capable() -> None:
     """Skip, with compat's reason, where the installed torch / transformers cannot run graph mode
     at all (transformers 4.40 has no static cache for Mistral; torch 2.6 cannot capture
     transformers 5's forward): the suite skips those graph tests the same way."""
-    from stack import require
+    from support.skips import require
 
     from pytest_npuperf.model.loader import load_model
     from pytest_npuperf.precision import get_precision
@@ -102,7 +100,7 @@ def graph_capable() -> None:
 
 @pytest.fixture
 def graph_run(npt: Any) -> Any:
-    npt.pytester.makeconftest(CONFTEST.format(tests=str(Path(__file__).parent)))
+    npt.pytester.makeconftest(CONFTEST)
     npt.pytester.makepyfile(test_perf=SUITE)
     return npt
 

@@ -13,8 +13,8 @@ import os
 import sys
 import textwrap
 
-import fake_torch_npu
 import pytest
+from fakes import torch_npu as fake_torch_npu
 
 from pytest_npuperf.devices import DeviceUnavailable, import_error_hint, import_torch_npu, resolve_device
 from pytest_npuperf.devices.accel import AcceleratorDevice
@@ -170,11 +170,11 @@ def test_int8_support_by_chip(soc, version, scheme, dtype, expected):
 
 @pytest.mark.parametrize("precision, reason", [("int8-w8a8", "no npu_dynamic_quant"), ("int8-w8a16", "fp16 activations only")])
 def test_unsupported_int8_on_310p_is_skipped_with_the_reason(npt, monkeypatch, precision, reason):
-    import fakes
+    from fakes import synthetic
 
     fake_torch_npu.install(monkeypatch, soc="Ascend310P3")
     # The fake NPU holds no tensors: the header's matmul calibration gets the fakes' numbers.
-    monkeypatch.setattr("pytest_npuperf.devices.calibration.calibrate", lambda device, budget_s=1.0: dict(fakes.CALIBRATION))
+    monkeypatch.setattr("pytest_npuperf.devices.calibration.calibrate", lambda device, budget_s=1.0: dict(synthetic.CALIBRATION))
     npt.pytester.makepyfile(test_perf=textwrap.dedent(
         f"""
         def test_generate(npuperf):

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-import fake_torch_npu
+import fakes
 import pytest
+from fakes import torch_npu as fake_torch_npu
 
 from pytest_npuperf.devices.accel import AcceleratorDevice
 from pytest_npuperf.errors import MeasurementError
@@ -171,13 +171,7 @@ def test_generate(npuperf):
 
 @pytest.fixture
 def npu_run(npt):
-    npt.pytester.makeconftest(
-        "import sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})  # child processes too\n"
-        "import fake_npu_session\n\n"
-        "def pytest_configure(config):\n    fake_npu_session.install()\n\n"
-        "def pytest_unconfigure(config):\n    fake_npu_session.uninstall()\n"
-    )
+    npt.pytester.makeconftest(fakes.install_conftest("npu_session"))
     npt.pytester.makepyfile(test_perf=_ONE_TEST)
     return npt
 
@@ -266,7 +260,7 @@ def test_op(npuperf, name):
 
 
 def test_int8_operators_on_a_310p_are_skipped_with_the_reason(npu_run, monkeypatch):
-    import fake_npu_session
+    from fakes import npu_session as fake_npu_session
 
     monkeypatch.setattr(fake_npu_session, "SOC", "Ascend310P3")
     npu_run.pytester.makepyfile(test_perf="""

@@ -1,4 +1,4 @@
-"""The plugin end to end through pytester, with synthetic measurements (tests/fakes.py)."""
+"""The plugin end to end through pytester, with synthetic measurements (tests/fakes/synthetic.py)."""
 
 import json
 

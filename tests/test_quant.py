@@ -4,8 +4,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import fake_torch_npu  # noqa: E402
-from stack import require  # noqa: E402
+from fakes import torch_npu as fake_torch_npu  # noqa: E402
+from support.skips import require  # noqa: E402
 
 from pytest_npuperf.judge.result import Workload  # noqa: E402
 from pytest_npuperf.model.loader import load_model  # noqa: E402

@@ -387,12 +387,12 @@ def test_html_handles_steps_operators_and_serving_next_to_generation():
 
 
 def test_an_accelerator_runs_the_full_preset_and_shows_progress_without_verbose(npt, monkeypatch):
-    import fakes
+    from fakes import synthetic
 
     from pytest_npuperf import plugin
 
     npt.fake()
-    monkeypatch.setattr(fakes.FakeDevice, "kind", "npu")
+    monkeypatch.setattr(synthetic.FakeDevice, "kind", "npu")
     monkeypatch.setattr(plugin, "PROGRESS_EVERY_S", 0.0)  # a line per test instead of one a minute
     result = npt.run()
     result.assert_outcomes(passed=8)

@@ -7,9 +7,9 @@ import statistics
 import sys
 from pathlib import Path
 
-import fakes
 import pytest
-from stack import require
+from fakes import VLLM_SITE, synthetic
+from support.skips import require
 
 from pytest_npuperf.flows.serving.engines import (
     DEFAULT_SLOS,
@@ -106,11 +106,11 @@ def test_percentile_needs_enough_samples():
 
 def test_bad_rate_fails_before_loading_a_model(npt):
     npt.fake("def test_serve(npuperf):\n    npuperf.serve('static', 'bf16', 0)\n")
-    fakes.LOADS.clear()
+    synthetic.LOADS.clear()
     result = npt.run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*request rate must be > 0 requests/s (or inf for all at once), got 0.0"])
-    assert fakes.LOADS == []
+    assert synthetic.LOADS == []
 
 
 def test_unknown_engine(npt):
@@ -142,9 +142,9 @@ def test_real_tiny_run(engine):
     assert loaded.model.config._attn_implementation == "sdpa"  # restored for later tests
 
 
-# --- the vLLM engine: skipped with its reason when absent; driven against tests/fake_vllm -----
+# --- the vLLM engine: skipped with its reason when absent; driven against tests/fakes/vllm_site -
 
-FAKE_VLLM = Path(__file__).parent / "fake_vllm"
+FAKE_VLLM = VLLM_SITE  # a folder holding only the fake vllm package
 
 
 @pytest.fixture
@@ -166,11 +166,11 @@ def test_vllm_engine_is_skipped_with_the_reason(npt, precision, reason):
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed in this environment")
     npt.fake(f"def test_serve(npuperf):\n    npuperf.serve('vllm', '{precision}', 10)\n")
-    fakes.LOADS.clear()
+    synthetic.LOADS.clear()
     result = npt.run("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines([f"SKIPPED*test_perf.py::test_serve: {reason}"])
-    assert fakes.LOADS == []  # decided before any model is loaded
+    assert synthetic.LOADS == []  # decided before any model is loaded
 
 
 def test_vllm_needs_vllm_ascend_on_npu_and_the_build_for_the_device(fake_vllm, monkeypatch):

@@ -5,8 +5,8 @@ import multiprocessing
 import os
 import textwrap
 
-import fakes
 import pytest
+from fakes import synthetic
 from test_baseline import make_result
 
 from pytest_npuperf.errors import BaselineError
@@ -22,7 +22,7 @@ def baseline_path(npt):
 
 def test_out_of_memory_fails_that_test_with_figures_and_the_session_goes_on(npt):
     npt.fake()
-    fakes.LOADS.clear()
+    synthetic.LOADS.clear()
     result = npt.run(NPUPERF_FAKE_OOM="fp16-bs8-zh_qa")
     result.assert_outcomes(passed=7, failed=1)
     result.stdout.fnmatch_lines([
@@ -30,7 +30,7 @@ def test_out_of_memory_fails_that_test_with_figures_and_the_session_goes_on(npt)
         "at the failure: peak_allocated_bytes=61440MiB, device_used_bytes=63488MiB. The model was freed*",
     ])
     # the next fp16 test had to load the model again
-    assert fakes.LOADS.count("fp16") == 2
+    assert synthetic.LOADS.count("fp16") == 2
 
 
 def test_corrupt_baseline_fails_comparison_naming_the_file(npt):

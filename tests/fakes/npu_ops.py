@@ -21,7 +21,7 @@ per-token scale, and their w8a16 takes fp16 activations only; 2.1.0.post8 docume
 matmuls for Atlas A2 (Ascend910B*) only.
 
 Documented limits that the meta functions do not check are kept (the real kernel enforces them
-at run time); each is listed in tests/npu_probes.py DOCUMENTED_STRICTER.
+at run time); each is listed in tests/support/npu_probes.py DOCUMENTED_STRICTER.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A fake ``torch_npu`` with the documented API surface and quirks (reference/torch_npu.md).
 
 ``build(version=...)`` / ``install(monkeypatch, version=...)`` behave like that torch_npu release:
-its int8 operators and their keyword arguments (tests/fake_npu_ops.py, checked against the
+its int8 operators and their keyword arguments (tests/fakes/npu_ops.py, checked against the
 published wheels by tests/test_npu_conformance.py), ``get_cann_version`` (absent in 2.1.0.post8,
 '' before CANN 8.1.RC1), and the device properties (core counts from 2.1.0.post17 and 2.8).
 
@@ -36,8 +36,9 @@ import types
 from collections import OrderedDict
 from typing import Any, Optional, Tuple
 
-from fake_npu_ops import ContractError, make_ops
 from packaging.version import Version
+
+from fakes.npu_ops import ContractError, make_ops
 
 __all__ = ["ContractError", "build", "install"]
 

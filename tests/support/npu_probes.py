@@ -110,7 +110,7 @@ PROBES: Tuple[Probe, ...] = (
 )
 
 # (probe id, torch_npu generation) -> the documented limit the fake enforces and the meta
-# function does not check. Generations as in fake_npu_ops.generation.
+# function does not check. Generations as in fakes.npu_ops.generation.
 DOCUMENTED_STRICTER: Dict[Tuple[str, str], str] = {
     **{("wq-scale-not-x-dtype", g): "antiquant_scale has x's dtype (or int64)" for g in ("old", "mid", "new")},
     **{("wq-k-mismatch", g): "x is (M, K) and weight (K, N)" for g in ("old", "mid", "new")},

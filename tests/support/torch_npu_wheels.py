@@ -9,7 +9,7 @@
   does it take;
 - ``Wheel.schema``: a custom operator's argument names and types from
   ``torch_npu/csrc/aten/npu_native_functions_by_codegen.yaml``;
-- the wheel's meta functions are loaded and called by tests/torch_npu_meta.py.
+- the wheel's meta functions are loaded and called by tests/support/torch_npu_meta.py.
 
 Nothing from torch_npu is copied into this repository: the wheel's files are read at test time.
 """

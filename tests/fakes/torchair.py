@@ -21,7 +21,7 @@ without torchair (``bundled=False``) leaves ``import torchair`` failing.
 ``install(monkeypatch, version=...)`` puts the modules in ``sys.modules`` under the names the
 real ones are imported by (``torchair``, ``npugraph_ex``) and the paths of their files
 (``torch_npu.dynamo.torchair``, ``torch_npu.dynamo.npugraph_ex``); ``installed(...)`` does the
-same with a fake torch_npu (tests/fake_torch_npu.py) for code without a monkeypatch.
+same with a fake torch_npu (tests/fakes/torch_npu.py) for code without a monkeypatch.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ import types
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import fake_torch_npu
 from packaging.version import Version
+
+from fakes import torch_npu as fake_torch_npu
 
 __all__ = ["build", "install", "installed", "module_entries", "torchair_modes", "has_npugraph_ex", "compiler_config_attrs"]
 

@@ -9,7 +9,7 @@ they overlap) before generate reads the token on the host. With
 NPUPERF_FAKE_NPU_SLOW_ONCE set, decode steps take twice as long, except in a confirmation child;
 with NPUPERF_FAKE_NPU_CHILD_CRASH set, a confirmation child fails to load the model. Each
 operator call (``npuperf.op``) queues NPUPERF_FAKE_NPU_OP_S (default 0.02) seconds without waiting.
-The fake torchair of the same release (tests/fake_torchair.py) is importable as ``torchair`` and
+The fake torchair of the same release (tests/fakes/torchair.py) is importable as ``torchair`` and
 ``npugraph_ex``, so graph mode compiles with its recording, eager-running backends. The release
 is NPUPERF_FAKE_NPU_RELEASE (default 2.14.0), the chip NPUPERF_FAKE_NPU_SOC (default ``SOC``);
 NPUPERF_FAKE_NPU_NO_TORCHAIR set makes it a torch_npu built without torchair. torch_npu's
@@ -28,14 +28,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
-import fake_torch_npu
-import fake_torchair
-import fakes
-
 import pytest_npuperf.devices.accel as accel_mod
 import pytest_npuperf.devices.calibration as roofline_mod
 import pytest_npuperf.flows.kernels as kernels_mod
 import pytest_npuperf.flows.session as session_mod
+from fakes import synthetic
+from fakes import torch_npu as fake_torch_npu
+from fakes import torchair as fake_torchair
 from pytest_npuperf.flows.confirm import in_confirmation_child
 
 _SAVED: Dict[str, Any] = {}
@@ -116,7 +115,7 @@ def install() -> None:
     sys.modules.update(graph_modules)  # type: ignore[arg-type]
     mod.dynamo = graph_modules["torch_npu.dynamo"]  # type: ignore[attr-defined]
     accel_mod.AcceleratorDevice = CpuBackedNpuDevice
-    roofline_mod.calibrate = lambda device, budget_s=1.0: dict(fakes.CALIBRATION)
+    roofline_mod.calibrate = lambda device, budget_s=1.0: dict(synthetic.CALIBRATION)
     original = _SAVED["load_model"]
 
     def load_model(*args: Any, **kwargs: Any) -> Any:

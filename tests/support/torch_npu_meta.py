@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 from typing import Any, Callable, Dict, List
 
-from torch_npu_wheels import META_FILES, Arg, Wheel, WheelError, dotted_name
+from support.torch_npu_wheels import META_FILES, Arg, Wheel, WheelError, dotted_name
 
 
 def meta_functions(wheel: Wheel) -> Dict[str, Callable[..., Any]]:

@@ -12,7 +12,7 @@ import tokenize
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Tuple
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pytest_npuperf", "perf_tests", "benchmarks", "examples", "conftest.py")
 
 
