@@ -10,8 +10,6 @@ from pytest_npuperf.devices import resolve_device
 from pytest_npuperf.devices.accel import AcceleratorDevice
 
 GIB = 2**30
-
-
 LAUNCH_S = fake_torch_npu.LAUNCH_S
 
 

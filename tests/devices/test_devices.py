@@ -23,28 +23,18 @@ CONFLICT = ("RuntimeError: Two accelerators cannot be used at the same time in P
             "'export TORCH_DEVICE_BACKEND_AUTOLOAD=0'.\n[ERROR] 2026-11-26-12:00:00 (PID:1, Device:-1, RankID:-1) "
             "ERR00007 PTA feature not supported")
 
-
 CANNOT_IMPORT = ("ImportError: cannot import name 'TorchVariable' from 'torch._dynamo.variables.torch' "
                  "(/venv/lib/python3.11/site-packages/torch/_dynamo/variables/torch.py)")
-
 
 UNDEFINED = ("ImportError: /usr/local/python3.10.14/lib/python3.10/site-packages/torch_npu/lib/libtorch_npu.so: "
              "undefined symbol: _ZN3atb15CreateOperationINS_5infer14GroupTopkParamEEEiRKT_PPNS_9OperationE")
 
-
 NO_CANN_251 = ("ImportError: libhccl.so: cannot open shared object file: No such file or directory. Please check "
                "that the cann package is installed. Please run 'source set_env.sh' in the CANN installation path.")
 
-
 NO_CANN_214 = "ImportError: libhccl.so: cannot open shared object file: No such file or directory"
-
-
 CANN_FIX = "CANN is not set up"
-
-
 MISMATCH_FIX = "does not match the installed torch"
-
-
 CONFLICT_FIX = "CPU build of torch"
 
 

@@ -249,7 +249,6 @@ def test_graph_decode(npuperf):
     npuperf.step("decode", "bf16", 1, 64, mode="graph")
 """
 
-
 CONFTEST = fakes.sys_path_line() + """
 import json
 
@@ -287,11 +286,9 @@ CASES = {
     "2.5.1-310P": ("2.5.1", "Ascend310P3", "torchair-max-autotune", "torchair", "max-autotune", False),
 }
 
-
 COMMON = ("--npuperf-device", "npu", "--npuperf-model", "tiny", "--npuperf-max-new-tokens", "4",
           "--npuperf-mode", "all", "--npuperf-warmup", "1", "--npuperf-runs", "3", "--npuperf-processes", "1",
           "--npuperf-save-baseline", "-rs")
-
 
 FAST = {"NPUPERF_FAKE_NPU_PREFILL_S": "0.003", "NPUPERF_FAKE_NPU_DECODE_S": "0.002", "NPUPERF_FAKE_NPU_OP_S": "0.001"}
 

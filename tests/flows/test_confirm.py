@@ -22,8 +22,6 @@ from pytest_npuperf.settings import Settings
 from pytest_npuperf.store.baselines import BaselineEntry
 
 SAVE = "--npuperf-save-baseline"
-
-
 ONE = "fp16-bs1-zh_qa"
 
 

@@ -16,7 +16,7 @@ from pytest_npuperf.model.loader import (  # noqa: E402
     model_config,
 )
 from pytest_npuperf.stack import compat  # noqa: E402
-from pytest_npuperf.stack.compat import output_cache, require_int8  # noqa: E402  # noqa: E402
+from pytest_npuperf.stack.compat import output_cache, require_int8  # noqa: E402
 
 
 def test_prefill_step_counts(tiny):

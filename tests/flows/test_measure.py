@@ -26,8 +26,6 @@ from pytest_npuperf.flows.measure import make_batch, measure_once, real_token_co
 from pytest_npuperf.model.workloads import batch_prompts  # noqa: E402
 
 SAVE = "--npuperf-save-baseline"
-
-
 ONE = "fp16-bs1-zh_qa"
 
 
@@ -72,8 +70,6 @@ def test_wrong_length_is_a_measurement_error(tiny, monkeypatch):
 
 
 PREFILL_S, DECODE_S = 0.050, 0.010
-
-
 LAUNCH_S = fake_torch_npu.LAUNCH_S
 
 

@@ -20,20 +20,10 @@ from pytest_npuperf.judge.stats import (
 )
 
 E2E = METRICS["e2e_s"]
-
-
 TPS = METRICS["tokens_per_s"]
-
-
 MEM = METRICS["peak_allocated_bytes"]
-
-
 BASE = [1.00, 1.01, 0.99, 1.02, 0.98]
-
-
 samples = st.lists(st.floats(min_value=1e-3, max_value=1e3, allow_nan=False), min_size=3, max_size=12)
-
-
 fractions = st.floats(min_value=0.001, max_value=2.0)
 
 

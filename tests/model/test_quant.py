@@ -12,7 +12,7 @@ from support.skips import require  # noqa: E402
 
 from pytest_npuperf.model import quant  # noqa: E402
 from pytest_npuperf.model.loader import load_model  # noqa: E402
-from pytest_npuperf.model.quant import (  # noqa: E402  # noqa: E402
+from pytest_npuperf.model.quant import (  # noqa: E402
     QuantizationError,
     _int8_linear_class,
     check_memory_released,
