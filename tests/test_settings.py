@@ -2,11 +2,14 @@
 what is accepted; precedence marker > command line > ini > default; the preset per device."""
 
 import json
+import math
+from dataclasses import replace
 
 import pytest
 
 from pytest_npuperf.flows.graph.plan import check_mode
-from pytest_npuperf.settings import SettingsError, build_settings
+from pytest_npuperf.judge.metrics import METRICS
+from pytest_npuperf.settings import SettingsError, build_settings, for_device, marker_overrides, preset_note
 
 
 @pytest.mark.parametrize(
@@ -139,3 +142,114 @@ def test_preset_default_is_quick_on_a_cpu_and_full_on_an_accelerator():
     assert for_device(given, "cpu") == given and preset_note(given, "cpu") == ""
     tokens = Settings(max_new_tokens=16, max_new_tokens_given=True)
     assert for_device(tokens, "cpu").max_new_tokens == 16
+
+
+# --- build_settings: one message per bad value, naming its source and what is accepted ----------
+
+@pytest.mark.parametrize("raw, message", [
+    ({"device": ("tpu", "ini option npuperf_device")}, "ini option npuperf_device: 'tpu' is not one of auto, npu, cuda, cpu"),
+    ({"preset": ("huge", "--npuperf-preset")}, "--npuperf-preset: 'huge' is not one of full, quick"),
+    ({"summary": ("long", "ini option npuperf_summary")}, "ini option npuperf_summary: 'long' is not one of attention, full"),
+    ({"mode": ("compiled", "ini option npuperf_mode")}, "ini option npuperf_mode: 'compiled' is not one of eager, graph, all"),
+    ({"graph_backend": ("aclgraph", "--npuperf-graph-backend")},
+     "--npuperf-graph-backend: 'aclgraph' is not one of auto, npugraph_ex, reduce-overhead, max-autotune"),
+    ({"runs": ("0", "--npuperf-runs")}, "--npuperf-runs: must be >= 1, got 0"),
+    ({"warmup": ("two", "ini option npuperf_warmup")}, "ini option npuperf_warmup: expected an integer, got 'two'"),
+    ({"max_new_tokens": ("1", "--npuperf-max-new-tokens")}, "--npuperf-max-new-tokens: must be >= 2, got 1"),
+    ({"processes": ("0", "ini option npuperf_processes")}, "ini option npuperf_processes: must be >= 1, got 0"),
+    ({"runs": ("8", "--npuperf-runs"), "max_runs": ("6", "ini option npuperf_max_runs")},
+     "ini option npuperf_max_runs: the cap on runs (6) is below the number of runs (8)"),
+    ({"alpha": ("0.7", "--npuperf-alpha")}, "--npuperf-alpha: must be > 0 and <= 0.5, got 0.7"),
+    ({"alpha": ("often", "--npuperf-alpha")}, "--npuperf-alpha: expected a fraction such as 0.05 or 5%, got 'often'"),
+    ({"tolerance": (["e2e_s=11"], "--npuperf-tolerance")}, "--npuperf-tolerance e2e_s: must be > 0 and <= 10, got 11"),
+    ({"tolerance_ini": (["e2e_s 0.1"], "ini option npuperf_tolerance")},
+     "ini option npuperf_tolerance: expected METRIC=FRACTION (e.g. e2e_s=0.05), got 'e2e_s 0.1'"),
+    ({"tolerance_ini": (["speed=0.1"], "ini option npuperf_tolerance")},
+     "ini option npuperf_tolerance: unknown metric 'speed'; known metrics: " + ", ".join(METRICS)),
+    ({"baseline_dir": ("  ", "ini option npuperf_baseline_dir")}, "ini option npuperf_baseline_dir: empty path"),
+])
+def test_a_bad_value_names_its_source_and_the_accepted_values(tmp_path, raw, message):
+    with pytest.raises(SettingsError) as info:
+        build_settings(raw, tmp_path)
+    assert str(info.value) == message
+
+
+def test_a_missing_model_folder_names_the_built_in_models(tmp_path):
+    with pytest.raises(SettingsError) as info:
+        build_settings({"model": ("no/such/dir", "ini option npuperf_model")}, tmp_path)
+    assert str(info.value).startswith("ini option npuperf_model: 'no/such/dir' is neither a built-in model "
+                                      "(tiny, mistral-7b) nor an existing checkpoint folder")
+
+
+def test_values_not_given_take_the_defaults(tmp_path):
+    settings = build_settings({"runs": (None, "--npuperf-runs"), "device": (None, "ini option npuperf_device")}, tmp_path)
+    assert (settings.device, settings.runs, settings.max_runs, settings.warmup) == ("auto", 5, 10, 1)
+    assert settings.baseline_dir == tmp_path / "baselines"
+    assert settings.results_path == tmp_path / ".npuperf" / "results.json"
+    assert build_settings({"runs": ("12", "--npuperf-runs")}, tmp_path).max_runs == 12  # the cap follows the runs
+    assert build_settings({"results": ("none", "--npuperf-results")}, tmp_path).results_path is None
+
+
+# --- precedence: marker > command line > ini > default ----------------------------------------
+
+def test_command_line_tolerances_win_over_the_ini_file(tmp_path):
+    settings = build_settings({"tolerance_ini": (["e2e_s=0.10", "ttft_s=20%"], "ini option npuperf_tolerance"),
+                               "tolerance": (["e2e_s=0.05"], "--npuperf-tolerance")}, tmp_path)
+    assert settings.tolerance_map == {"e2e_s": 0.05, "ttft_s": 0.2}
+    assert [a for a in settings.as_args() if a.startswith("--npuperf-tolerance")] == [
+        "--npuperf-tolerance=e2e_s=0.05", "--npuperf-tolerance=ttft_s=0.2"]
+
+
+def test_a_command_line_value_wins_over_the_ini_file(npt):
+    npt.fake()
+    # The ini's runs would be a usage error; given on the command line, the ini value is not used.
+    npt.pytester.makeini("[pytest]\nnpuperf_baseline_dir = baselines\nnpuperf_results = results.json\n"
+                         "npuperf_max_new_tokens = 16\nnpuperf_runs = 0\n")
+    result = npt.run("--npuperf-runs", "3", "--npuperf-max-new-tokens", "8", "-k", "fp16-bs1-zh_qa")
+    result.assert_outcomes(passed=1, deselected=7)
+    (test,) = json.loads((npt.path / "results.json").read_text())["tests"]
+    assert len(test["result"]["samples"]) == 3
+    assert test["result"]["workload"]["max_new_tokens"] == 8
+
+
+# --- for_device: the preset once the device is known ---------------------------------------
+
+def test_for_device_resolves_the_preset_and_nothing_else(tmp_path):
+    given = build_settings({"runs": ("7", "--npuperf-runs"), "tolerance": (["e2e_s=0.1"], "--npuperf-tolerance")}, tmp_path)
+    cpu = for_device(given, "cpu")
+    assert cpu == replace(given, preset="quick", max_new_tokens=32, workloads=("zh_qa", "en_qa"))
+    assert for_device(given, "npu") == given  # full: the default already
+    assert preset_note(cpu, "cpu") == ("npuperf: quick preset (the default on a CPU: a pipeline check); the full study: "
+                                       "--npuperf-preset full")
+    assert preset_note(for_device(given, "cuda"), "cuda") == ""
+    tokens = build_settings({"max_new_tokens": ("16", "--npuperf-max-new-tokens")}, tmp_path)
+    assert (for_device(tokens, "cpu").preset, for_device(tokens, "cpu").max_new_tokens) == ("quick", 16)
+    assert for_device(tokens, "npu").max_new_tokens == 16
+    full = build_settings({"preset": ("full", "ini option npuperf_preset")}, tmp_path)
+    assert for_device(full, "cpu") == full and preset_note(full, "cpu") == ""
+
+
+# --- marker_overrides: @pytest.mark.npuperf(tolerance=..., budget=...) ------------------------
+
+def test_marker_overrides_parse_tolerances_and_budgets():
+    tolerances, budgets = marker_overrides({"tolerance": {"e2e_s": "5%", "tokens_per_s": 0.1}, "budget": {"ttft_s": "0.5"}},
+                                           "t.py::test_x npuperf marker")
+    assert tolerances == {"e2e_s": 0.05, "tokens_per_s": 0.1}
+    assert budgets == {"ttft_s": 0.5}
+    assert marker_overrides({}, "t.py::test_x npuperf marker") == ({}, {})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"tolerance": {}, "budgets": {}}, "here: unknown npuperf marker argument(s) budgets; accepted: tolerance, budget"),
+    ({"tolerance": {"speed": 0.1}}, "here tolerance: unknown metric 'speed'; known metrics: " + ", ".join(METRICS)),
+    ({"tolerance": {"e2e_s": "fast"}}, "here tolerance e2e_s: expected a fraction such as 0.05 or 5%, got 'fast'"),
+    ({"tolerance": {"e2e_s": 0}}, "here tolerance e2e_s: must be > 0 and <= 10, got 0"),
+    ({"budget": {"speed": 1.0}}, "here budget: unknown metric 'speed'; known metrics: " + ", ".join(METRICS)),
+    ({"budget": {"e2e_s": "fast"}}, "here budget e2e_s: expected a number, got 'fast'"),
+    ({"budget": {"e2e_s": 0}}, "here budget e2e_s: must be a positive number, got 0"),
+    ({"budget": {"e2e_s": math.inf}}, "here budget e2e_s: must be a positive number, got inf"),
+])
+def test_a_bad_marker_argument_names_the_marker_and_the_accepted_values(kwargs, message):
+    with pytest.raises(SettingsError) as info:
+        marker_overrides(kwargs, "here")
+    assert str(info.value) == message

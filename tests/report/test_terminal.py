@@ -1,16 +1,20 @@
-"""The terminal summary (report/terminal.py): what needs attention first, counts per kind (graph
-mode apart), the study's generation matrix with decode fractions, the graph section, every
-metric row on request."""
+"""The terminal summary (report/terminal.py): short ids and kinds of tests, what needs attention
+first (worst kind first), the verdict counts overall and per kind (graph mode apart), the study's
+generation matrix with decode fractions, the graph section, every metric row on request."""
 
 import re
 
 import pytest
 from support.results import graph_doc
 
+from pytest_npuperf.judge.compare import Comparison
 from pytest_npuperf.judge.outcome import TestOutcome
+from pytest_npuperf.judge.result import Result, Sample, Workload
+from pytest_npuperf.judge.stats import Verdict
+from pytest_npuperf.report import terminal
 from pytest_npuperf.report.export import markdown_summary
 from pytest_npuperf.report.html import render_html
-from pytest_npuperf.report.terminal import terminal_summary
+from pytest_npuperf.report.terminal import counts_text, needs_attention, results_document, short_id, terminal_summary, verdict_counts
 
 
 def test_terminal_summary_shows_modes_side_by_side_the_decode_fraction_and_the_graph_section():
@@ -148,3 +152,129 @@ def test_a_failed_test_without_baseline_is_listed_with_its_budget(npt):
         "verdicts: NO_BASELINE 1",
     ])
     assert "stack changes since the baseline" not in result.stdout.str().split("npuperf summary")[1]
+
+
+# --- the building blocks, on results-document tests -------------------------------------------
+
+@pytest.mark.parametrize("test_id, short", [
+    ("perf_tests/test_generation.py::test_generate[fp16-bs8-zh_qa]", "fp16-bs8-zh_qa"),
+    ("perf_tests/test_ops.py::test_op[bf16-attn[decode]]", "bf16-attn[decode]"),
+    ("t.py::test_plain", "test_plain"),
+    ("t.py::TestClass::test_method", "test_method"),
+])
+def test_short_id_is_the_parameter_id_else_the_test_name(test_id, short):
+    assert short_id(test_id) == short
+
+
+@pytest.mark.parametrize("test_id, mode, kind", [
+    ("t.py::test_anything", "eager-greedy-fixed-length", "generation"),
+    ("t.py::test_anything", "graph-greedy-fixed-length", "generation"),
+    ("t.py::test_anything", "step-decode-graph", "steps"),
+    ("t.py::test_anything", "op", "operators"),
+    ("t.py::test_anything", "serving-vllm-rateinf", "serving"),
+    # no result (the test errored before measuring): the kind from the test's name
+    ("t.py::test_prefill[bf16-prefill-bs1]", None, "steps"),
+    ("t.py::test_decode[bf16-decode-bs1-ctx512]", None, "steps"),
+    ("t.py::test_op[bf16-q_proj]", None, "operators"),
+    ("t.py::test_serving[bf16-static-rate20]", None, "serving"),
+    ("t.py::test_generate[fp16-bs1-zh_qa]", None, "generation"),
+    ("t.py::test_my_generation", None, "generation"),
+    ("t.py::test_something_else", None, "other"),
+])
+def test_the_kind_of_a_test_comes_from_its_workload_mode_else_its_name(test_id, mode, kind):
+    test = {"test_id": test_id, "result": {"workload": {"mode": mode}} if mode else None}
+    assert terminal.test_kind(test) == kind
+
+
+def _listed(name, status, passed=True, budget_failures=()):
+    return {"test_id": f"t.py::test_generate[{name}]", "status": status, "passed": passed,
+            "budget_failures": list(budget_failures)}
+
+
+def test_needs_attention_lists_the_worst_kind_first_in_run_order_within_a_kind():
+    tests = [
+        _listed("ok", "OK"), _listed("drift", "DRIFT"), _listed("regressed-1", "REGRESSED", passed=False),
+        _listed("no-baseline-failed", "NO_BASELINE", passed=False), _listed("mismatch", "MISMATCH", passed=False),
+        _listed("improved-over-budget", "IMPROVED", budget_failures=["ttft_s: median 2.00ms breaks the budget"]),
+        _listed("unconfirmed", "UNCONFIRMED"), _listed("regressed-2", "REGRESSED", passed=False),
+        _listed("inconclusive", "INCONCLUSIVE"), _listed("error", "ERROR", passed=False), _listed("improved", "IMPROVED"),
+        _listed("not-judged", "-", passed=None), _listed("new-verdict", "SUSPICIOUS"),
+    ]
+    assert [(word, short_id(t["test_id"])) for word, t in needs_attention(tests)] == [
+        ("REGRESSED", "regressed-1"), ("REGRESSED", "regressed-2"), ("MISMATCH", "mismatch"), ("ERROR", "error"),
+        ("FAILED", "no-baseline-failed"), ("FAILED", "improved-over-budget"), ("UNCONFIRMED", "unconfirmed"),
+        ("INCONCLUSIVE", "inconclusive"), ("DRIFT", "drift"),
+        ("SUSPICIOUS", "new-verdict"),  # a verdict added later is listed, after the known ones
+    ]
+
+
+def test_verdict_counts_put_the_verdicts_that_need_attention_first():
+    statuses = ["OK", "NO_BASELINE", "OK", "DRIFT", "IMPROVED", "REGRESSED", "MISMATCH", "OK"]
+    counts = verdict_counts({"status": s} for s in statuses)
+    assert list(counts.items()) == [("REGRESSED", 1), ("MISMATCH", 1), ("DRIFT", 1), ("OK", 3), ("IMPROVED", 1),
+                                    ("NO_BASELINE", 1)]
+    assert counts_text(counts) == "REGRESSED 1, MISMATCH 1, DRIFT 1, OK 3, IMPROVED 1, NO_BASELINE 1"
+
+
+# --- the whole summary of a small synthetic run ----------------------------------------------
+
+def _generation(sid, precision, batch_size, e2e_s, comparison):
+    test_id = f"perf_tests/test_generation.py::test_generate[{sid}]"
+    workload = Workload("tiny", "f", precision, batch_size, ("zh_qa",) * batch_size, (30,) * batch_size, 16)
+    sample = Sample(e2e_s=e2e_s, tokens_per_s=16 * batch_size / e2e_s)
+    return TestOutcome(test_id, Result(test_id, "cpu-X", workload, [sample] * 5, {}, ""), comparison)
+
+
+def _small_run():
+    """Two generation tests (one OK, one REGRESSED in e2e and tokens/s) and an operator that errored."""
+    ok = Comparison("OK", [Verdict("e2e_s", "OK", current_median=0.2, baseline_median=0.2, change=0.0, tolerance=0.03,
+                                   p_value=0.5)])
+    regressed = Comparison("REGRESSED", [
+        Verdict("e2e_s", "REGRESSED", current_median=0.5, baseline_median=0.4, change=0.25, tolerance=0.03, p_value=0.004),
+        Verdict("tokens_per_s", "REGRESSED", current_median=256.0, baseline_median=320.0, change=-0.2, tolerance=0.03,
+                p_value=0.004),
+    ], stack_changes=["torch 2.12.0 -> 2.13.0"])
+    outcomes = [_generation("fp16-bs1-zh_qa", "fp16", 1, 0.2, ok), _generation("fp16-bs8-zh_qa", "fp16", 8, 0.5, regressed),
+                TestOutcome("perf_tests/test_ops.py::test_op[bf16-q_proj-m8]", error="out of memory on cpu (x86)")]
+    return results_document({"profile": "cpu-X", "model": "tiny", "device": "cpu", "device_name": "x86",
+                             "settings": {"preset": "quick"}}, outcomes)
+
+
+def test_terminal_summary_of_a_small_run():
+    assert terminal_summary(_small_run()) == [
+        "npuperf: 3 tests on cpu (x86), model tiny, preset quick (the default on a CPU; the full study: "
+        "--npuperf-preset full): 2 need attention",
+        "REGRESSED fp16-bs8-zh_qa (generation): perf_tests/test_generation.py::test_generate[fp16-bs8-zh_qa]",
+        "    metric          median  spread  baseline  change  tol      p    verdict",
+        "    e2e_s         500.00ms   ±0.0%  400.00ms  +25.0%   3%  0.004  REGRESSED",
+        "    tokens_per_s    256.00   ±0.0%    320.00  -20.0%   3%  0.004  REGRESSED",
+        "    stack changes since the baseline: torch 2.12.0 -> 2.13.0",
+        "ERROR bf16-q_proj-m8 (operators): perf_tests/test_ops.py::test_op[bf16-q_proj-m8]",
+        "    out of memory on cpu (x86)",
+        "verdicts: REGRESSED 1, ERROR 1, OK 1",
+        "generation: 2 tests: REGRESSED 1, OK 1",
+        "operators: 1 tests: ERROR 1",
+        "generation zh_qa: output tokens/s and e2e latency (change vs baseline)",
+        "  precision                      bs1                bs8",
+        "  fp16       tok/s             80.00    256.00 (-20.0%)",
+        "             e2e    200.00ms (+0.0%)  500.00ms (+25.0%)",
+    ]
+
+
+def test_the_full_summary_adds_every_metric_row_of_every_test():
+    attention = terminal_summary(_small_run())
+    full = terminal_summary(_small_run(), "full")
+    assert full[:len(attention)] == attention
+    assert full[len(attention):] == [
+        "test            metric          median  spread  baseline  change  tol      p    verdict",
+        "fp16-bs1-zh_qa  e2e_s         200.00ms   ±0.0%  200.00ms   +0.0%   3%  0.500         OK",
+        "                tokens_per_s     80.00   ±0.0%         -       -    -      -         OK",
+        "fp16-bs8-zh_qa  e2e_s         500.00ms   ±0.0%  400.00ms  +25.0%   3%  0.004  REGRESSED",
+        "                tokens_per_s    256.00   ±0.0%    320.00  -20.0%   3%  0.004  REGRESSED",
+        "bf16-q_proj-m8  -                    -       -         -       -    -      -      ERROR",
+        "bf16-q_proj-m8: out of memory on cpu (x86)",
+    ]
+
+
+def test_nothing_measured_prints_no_summary():
+    assert terminal_summary(results_document({"device": "cpu"}, [])) == []

@@ -5,6 +5,7 @@ torch_npu's API, torchair's facts from torch_npu's files, the performance-releva
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import pytest
@@ -107,3 +108,69 @@ def test_fingerprint_without_torchair_records_none(monkeypatch: pytest.MonkeyPat
 def test_env_snapshot_redacts_secrets():
     snap = fingerprint.env_snapshot({"HCCL_BUFFSIZE": "200", "ASCEND_TOKEN": "abc", "HOME": "/root"})
     assert snap == {"ASCEND_TOKEN": "<redacted>", "HCCL_BUFFSIZE": "200"}
+
+
+def test_parse_kv_file_reads_key_value_lines(tmp_path):
+    path = tmp_path / "version.info"
+    path.write_text("Version=24.1.rc1\n  package_version = 24.1.rc1.b030 \nnot a key value line\n\nurl=http://host/?a=b\n")
+    assert fingerprint.parse_kv_file(str(path)) == {"Version": "24.1.rc1", "package_version": "24.1.rc1.b030",
+                                                    "url": "http://host/?a=b"}
+
+
+def test_ascend_versions_prefer_the_environment_s_toolkit_and_read_kernels_driver_and_firmware(tmp_path):
+    root = tmp_path / "Ascend"
+    (root / "cann" / "aarch64-linux").mkdir(parents=True)  # the default place: an older toolkit
+    (root / "cann" / "aarch64-linux" / "ascend_toolkit_install.info").write_text("version=8.0.0\n")
+    chosen = tmp_path / "toolkit"
+    (chosen / "x86_64-linux").mkdir(parents=True)
+    (chosen / "x86_64-linux" / "ascend_toolkit_install.info").write_text("package_name=Ascend-cann-toolkit\nversion=8.5.0\n")
+    (chosen / "opp_kernel").mkdir()
+    (chosen / "opp_kernel" / "version.info").write_text("Version=8.5.0.2\n")  # kernels of the older layout
+    (root / "driver").mkdir()
+    (root / "driver" / "version.info").write_text("Version=25.0.rc1\n")  # no package_version: Version
+    (root / "firmware").mkdir()
+    (root / "firmware" / "version.info").write_text("Version=7.7.0.1.231\n")
+    versions = fingerprint.ascend_versions({"ASCEND_TOOLKIT_HOME": str(chosen)}, root=str(root))
+    assert versions == {"cann_version": "8.5.0", "cann_ops_version": "8.5.0.2", "driver_version": "25.0.rc1",
+                        "firmware_version": "7.7.0.1.231"}
+    assert fingerprint.ascend_versions({}, root=str(root))["cann_version"] == "8.0.0"
+    assert fingerprint.ascend_versions({}, root=str(tmp_path / "none")) == dict.fromkeys(versions)  # no install
+
+
+def test_env_snapshot_keeps_performance_variables_sorted_and_leaves_out_torch_s_own():
+    env = {"TASK_QUEUE_ENABLE": "2", "OMP_NUM_THREADS": "8", "ENABLE_ACLNN": "1", "TORCHINDUCTOR_FREEZING": "1",
+           "TORCHINDUCTOR_CACHE_DIR": "/tmp/torchinductor_root", "HCCL_password": "p", "ACL_API_KEY": "k", "PATH": "/bin"}
+    snap = fingerprint.env_snapshot(env)
+    assert snap == {"ACL_API_KEY": "<redacted>", "ENABLE_ACLNN": "1", "HCCL_password": "<redacted>",
+                    "OMP_NUM_THREADS": "8", "TASK_QUEUE_ENABLE": "2", "TORCHINDUCTOR_FREEZING": "1"}
+    assert list(snap) == sorted(snap)
+
+
+class _BrokenTorchNpu:
+    """An imported torch_npu whose every attribute fails."""
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"broken torch_npu: {name}")
+
+
+def test_collect_never_raises_when_every_reader_fails(monkeypatch, tmp_path):
+    def fail(*args, **kwargs):
+        raise OSError("cannot be read")
+
+    for name in ("cpu_model_name", "npu_smi_driver_version", "npu_smi_firmware_version", "nvidia_driver_version",
+                 "parse_kv_file"):
+        monkeypatch.setattr(fingerprint, name, fail)
+    monkeypatch.setattr(fingerprint.platform, "platform", fail)
+    monkeypatch.setattr(fingerprint.os, "sched_getaffinity", fail, raising=False)
+    real_ascend_versions = fingerprint.ascend_versions
+    monkeypatch.setattr(fingerprint, "ascend_versions", lambda environ: real_ascend_versions(environ, root=str(tmp_path)))
+    monkeypatch.setitem(sys.modules, "torch_npu", _BrokenTorchNpu())
+    environ = {"ASCEND_HOME_PATH": str(tmp_path), "TASK_QUEUE_ENABLE": "2"}
+    for kind in ("npu", "cuda", "cpu"):
+        stack = fingerprint.collect(kind, {"device_name": "X"}, environ=environ)
+        assert (stack["platform"], stack["cpu_model"], stack["cpu_affinity"]) == (None, None, None), kind
+        assert (stack["driver_version"], stack["firmware_version"], stack["cann_version"]) == (None, None, None), kind
+        assert stack["device_name"] == "X" and stack["env"] == environ
+        assert stack["python"] and stack["cpu_count"]
+    npu = fingerprint.collect("npu", {}, environ=environ)
+    assert npu["npu_jit_compile"] is None and "torchair" not in npu
