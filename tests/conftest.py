@@ -1,10 +1,11 @@
 import textwrap
 from pathlib import Path
 
+import fakes
 import numpy  # noqa: F401
 import pytest
 import scipy.stats  # noqa: F401
-import torch  # noqa: F401
+import torch
 import transformers.models.mistral.modeling_mistral  # noqa: F401
 
 import pytest_npuperf.devices.calibration
@@ -13,7 +14,7 @@ import pytest_npuperf.flows.session  # noqa: F401
 # pytester's in-process runs drop the modules first imported inside them; importing numpy,
 # scipy, torch and transformers here keeps them loaded once (numpy refuses to be imported twice
 # in one process, a second import of torch's C extension crashes it, and a second copy of
-# transformers has classes that fail the first copy's isinstance checks). tests/fakes.py patches
+# transformers has classes that fail the first copy's isinstance checks). tests/fakes/synthetic.py patches
 # pytest_npuperf.flows.session and .devices.calibration: imported here, the runs share the copies it patched, also
 # when a test file runs alone.
 
@@ -61,13 +62,8 @@ class NpuPerfTester:
         return self.pytester.path
 
     def fake(self, suite: str = SUITE) -> None:
-        """Synthetic measurements (tests/fakes.py) behind the real plugin."""
-        self.pytester.makeconftest(
-            f"import sys\nsys.path.insert(0, {str(TESTS_DIR)!r})  # child processes too\n"
-            "import fakes\n\n"
-            "def pytest_configure(config):\n    fakes.install()\n\n"
-            "def pytest_unconfigure(config):\n    fakes.uninstall()\n"
-        )
+        """Synthetic measurements (tests/fakes/synthetic.py) behind the real plugin."""
+        self.pytester.makeconftest(fakes.install_conftest("synthetic"))
         self.pytester.makepyfile(test_perf=suite)
 
     def run(self, *args: str, seed: int = 0, **env: str) -> pytest.RunResult:
@@ -85,3 +81,88 @@ class NpuPerfTester:
 @pytest.fixture
 def npt(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> NpuPerfTester:
     return NpuPerfTester(pytester, monkeypatch)
+
+
+# -- models shared by the tests of one module (module scope: each module loads its own) ------------
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The tiny model in bf16 on the CPU."""
+    from pytest_npuperf.model.loader import load_model
+    from pytest_npuperf.precision import get_precision
+
+    return load_model("tiny", get_precision("bf16"), "cpu")
+
+
+@pytest.fixture(scope="module")
+def fp32_tiny():
+    """The tiny model in float32 (eager and graph give the same greedy tokens, exactly), its
+    query and key projections scaled up 10x: random weights attend almost uniformly, so their
+    logits barely depend on positions; sharpened, a position or cache bug changes them (a one-step
+    position shift drops the logits cosine from 0.9999996 to 0.51). Skips, with compat's reason,
+    where the stack cannot run graph mode."""
+    from support.skips import require
+
+    from pytest_npuperf.model.loader import load_model
+    from pytest_npuperf.precision import get_precision
+    from pytest_npuperf.stack import compat
+
+    loaded = load_model("tiny", get_precision("bf16"), "cpu")
+    loaded.model.float()
+    with torch.no_grad():
+        for layer in loaded.model.model.layers:
+            layer.self_attn.q_proj.weight.mul_(10.0)
+            layer.self_attn.k_proj.weight.mul_(10.0)
+    require(compat.require_graph_mode, loaded.model)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def runner(fp32_tiny):
+    """A graph runner of fp32_tiny that compiles with dynamo's ``eager`` backend: the same capture
+    (fullgraph, static shapes, guards and recompilations) without inductor's code generation."""
+    from pytest_npuperf.devices.base import GraphBackend
+    from pytest_npuperf.devices.cpu import CpuDevice
+    from pytest_npuperf.flows.graph.runner import GraphRunner
+
+    eager_capture = GraphBackend("dynamo-eager", {"backend": "eager", "fullgraph": True, "dynamic": False},
+                                 "torch.compile(backend=eager, fullgraph=True, dynamic=False)")
+    return GraphRunner(fp32_tiny, CpuDevice(), eager_capture)
+
+
+# -- the fake torch_npu (tests/fakes/torch_npu.py) ---------------------------------------------------
+
+@pytest.fixture
+def fake_npu(monkeypatch):
+    """The fake torch_npu installed (no ASCEND_RT_VISIBLE_DEVICES): the module."""
+    from fakes import torch_npu as fake_torch_npu
+
+    monkeypatch.delenv("ASCEND_RT_VISIBLE_DEVICES", raising=False)
+    return fake_torch_npu.install(monkeypatch)
+
+
+@pytest.fixture
+def npu(monkeypatch):
+    """The fake torch_npu installed: its ``npu`` module, on virtual host and device clocks."""
+    from fakes import torch_npu as fake_torch_npu
+
+    return fake_torch_npu.install(monkeypatch).npu
+
+
+ONE_NPU_TEST = """
+import pytest
+
+pytestmark = pytest.mark.npu
+
+def test_generate(npuperf):
+    npuperf.generate(precision="bf16", batch_size=1, workload="zh_qa")
+"""
+
+
+@pytest.fixture
+def npu_run(npt):
+    """pytester with the real plugin on the real-time fake NPU (tests/fakes/npu_session.py) and one
+    generation test."""
+    npt.pytester.makeconftest(fakes.install_conftest("npu_session"))
+    npt.pytester.makepyfile(test_perf=ONE_NPU_TEST)
+    return npt

@@ -1,8 +1,19 @@
-"""The plugin end to end through pytester, with synthetic measurements (tests/fakes.py)."""
+"""The plugin end to end through pytester: options and markers, verdicts, what is saved and
+written, xdist, progress and the device's health; with synthetic measurements
+(tests/fakes/synthetic.py), and real runs of the tiny model (eager, and graph mode on the CPU's
+inductor)."""
 
 import json
+import textwrap
 
 import pytest
+import torch
+from support.skips import require
+
+from pytest_npuperf.devices.graph_backend import cpu_compiler
+from pytest_npuperf.model.loader import load_model
+from pytest_npuperf.precision import get_precision
+from pytest_npuperf.stack import compat
 
 SAVE = "--npuperf-save-baseline"
 
@@ -131,6 +142,15 @@ def test_failing_tests_are_not_saved(npt):
     assert after["entries"] != before["entries"]  # the others were re-recorded
 
 
+def test_force_saves_failing_tests(npt):
+    npt.fake()
+    npt.run(SAVE)
+    result = npt.run(SAVE, "--npuperf-force", seed=2, NPUPERF_FAKE_MEMORY="fp16-bs1-zh_qa=3")
+    result.assert_outcomes(passed=8)  # in save mode a regression warns; the new numbers are recorded
+    entry = json.loads(baseline_file(npt).read_text())["entries"]["test_perf.py::test_generate[fp16-bs1-zh_qa]"]
+    assert entry["samples"][0]["peak_allocated_bytes"] == 3 * 510 * 2**20
+
+
 def test_saving_a_subset_keeps_other_entries(npt):
     npt.fake()
     npt.run(SAVE)
@@ -150,90 +170,166 @@ def test_results_json_has_raw_samples(npt):
     assert first["result"]["workload"]["max_new_tokens"] == 16
 
 
-def test_user_properties_reach_junit(npt):
+def test_requested_device_absent_skips_or_fails_under_strict(npt, tmp_path, monkeypatch):
+    npt.pytester.makepyfile(test_perf=textwrap.dedent("""
+        def test_generate(npuperf):
+            npuperf.generate(precision='fp16', batch_size=1, workload='zh_qa')
+    """))
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "torch_npu" else _spec(name))
+    result = npt.run("--npuperf-device", "npu", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*torch_npu is not installed*"])
+    strict = npt.run("--npuperf-device", "npu", "--npuperf-strict")
+    strict.assert_outcomes(errors=1)
+    strict.stdout.fnmatch_lines(["*torch_npu is not installed*(--npuperf-strict)*"])
+
+
+def _spec(name):
+    import importlib.machinery
+
+    return importlib.machinery.PathFinder.find_spec(name)
+
+
+def test_calibration_stored_with_results_and_health_warning(npt):
     npt.fake()
-    npt.run("--junitxml=junit.xml")
-    text = (npt.path / "junit.xml").read_text()
-    assert 'name="npuperf_verdict" value="NO_BASELINE"' in text
-    assert 'name="npuperf_e2e_s_median"' in text
+    npt.run("--npuperf-save-baseline")
+    result = npt.run(NPUPERF_FAKE_CALIBRATION_SCALE="0.5")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["*device health: the calibration is clearly below the baseline's: "
+                                 "matmul_bfloat16_tflops 50 now vs 100 *(-50%)*"])
+    strict = npt.run("--npuperf-strict", NPUPERF_FAKE_CALIBRATION_SCALE="0.5")
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    strict.stdout.fnmatch_lines(["*stopped by --npuperf-strict*"])
 
 
-def test_budget_from_marker(npt):
-    npt.fake(
-        "import pytest\n"
-        "@pytest.mark.npu\n"
-        "@pytest.mark.npuperf(budget={'ttft_s': 0.001})\n"
-        "def test_generate(npuperf):\n"
-        "    npuperf.generate(precision='fp16', batch_size=1, workload='zh_qa')\n"
-        "@pytest.mark.npu\n"
-        "def test_budget_call(npuperf):\n"
-        "    npuperf.generate(precision='fp16', batch_size=2, workload='zh_qa')\n"
-        "    npuperf.assert_budget('tokens_per_s', 1.0)\n"
+def test_xdist_one_worker_per_device_results_merged_on_the_controller(npt):
+    pytest.importorskip("xdist")
+    npt.fake()
+    result = npt.run("-n", "2", SAVE, NPUPERF_FAKE_DEVICES="2")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["*npuperf summary*", "verdicts: NO_BASELINE 8", "*saved 8 baseline entries*"])
+    data = json.loads((npt.path / "results.json").read_text())
+    assert len(data["tests"]) == 8 and all(len(t["result"]["samples"]) == 5 for t in data["tests"])
+    (path,) = (npt.path / "baselines").rglob("*.json")
+    assert len(json.loads(path.read_text())["entries"]) == 8
+
+
+def test_verbose_runs_show_progress_with_what_is_left_per_kind(npt):
+    npt.fake()
+    result = npt.run("-v")
+    result.stdout.fnmatch_lines([
+        "npuperf ?1/8? fp16-bs1-zh_qa: 5 runs, NO_BASELINE; elapsed *, about * left (generation: 7 left, about *)",
+        "npuperf ?8/8? bf16-bs8-en_qa: 5 runs, NO_BASELINE; elapsed *, about 0s left",
+    ])
+
+
+
+
+MODE_SUITE = """
+import pytest
+
+pytestmark = pytest.mark.npu
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+@pytest.mark.parametrize("batch_size", [1, 8], ids=lambda b: f"bs{b}")
+def test_generate(npuperf, batch_size, mode):
+    npuperf.generate(precision="bf16", batch_size=batch_size, workload="zh_qa")
+
+def test_plain(npuperf):
+    npuperf.generate(precision="bf16", batch_size=1, workload="en_qa")
+"""
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "xdist"])
+def test_wall_time_per_mode_comes_from_the_mode_parameter(npt, workers):
+    if workers:
+        pytest.importorskip("xdist")
+    npt.fake(MODE_SUITE)
+    result = npt.run(*workers, NPUPERF_FAKE_DEVICES="2")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["npuperf: 5 tests on *", "wall time: eager * s (3 tests), graph * s (2 tests)"])
+    wall = json.loads((npt.path / "results.json").read_text())["run"]["wall_time"]
+    assert sorted(wall) == ["eager", "graph"] and [wall[m]["tests"] for m in ("eager", "graph")] == [3, 2]
+    assert all(wall[m]["wall_s"] >= 0 for m in wall)
+
+
+def test_suite_end_to_end_on_the_tiny_model(npt):
+    npt.pytester.makepyfile(
+        test_perf="""
+        import pytest
+
+        @pytest.mark.npu
+        @pytest.mark.parametrize("batch_size", [1, 2], ids=lambda b: f"bs{b}")
+        def test_generate(npuperf, batch_size):
+            npuperf.generate(precision="bf16", batch_size=batch_size, workload="zh_qa")
+        """
     )
-    result = npt.run()
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*budget exceeded: ttft_s: median *ms breaks the budget of at most 1.00ms"])
+    args = ("--npuperf-device", "cpu", "--npuperf-max-new-tokens", "4", "--npuperf-runs", "5")
+    first = npt.run(*args, "--npuperf-save-baseline", "--npuperf-summary=full")
+    first.assert_outcomes(passed=2)
+    first.stdout.fnmatch_lines(["npuperf device: cpu (*), profile 'cpu-*', model tiny, *",
+                                "bs1*e2e_s*NO_BASELINE", "*saved 2 baseline entries*"])
+    # The comparison machinery on real numbers. The verdict itself depends on real noise (and a
+    # second session inside one process runs slower than a fresh process), so only the
+    # machinery is checked here: every test compared, metric by metric, against its baseline.
+    second = npt.run(*args)
+    assert second.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    outcomes = second.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 2 and "error" not in outcomes
+    data = json.loads((npt.path / "results.json").read_text())
+    assert len(data["tests"]) == 2
+    for test in data["tests"]:
+        verdicts = {v["metric"]: v for v in test["comparison"]["verdicts"]}
+        assert {"e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "peak_rss_bytes"} <= set(verdicts)
+        assert all(v["baseline_median"] > 0 and v["status"] in ("OK", "DRIFT", "IMPROVED", "REGRESSED", "INCONCLUSIVE")
+                   for v in verdicts.values())
+    sample = data["tests"][0]["result"]["samples"][0]
+    assert sample["output_tokens"] == [4]
+    assert data["run"]["stack"]["torch"].startswith(torch.__version__.split("+")[0])
 
 
-def test_corrupt_baseline_is_reported_and_kept(npt):
-    npt.fake()
-    npt.run(SAVE)
-    path = baseline_file(npt)
-    path.write_text("{ not json")
-    result = npt.run(SAVE)
-    result.stdout.fnmatch_lines([f"*baseline file {path} cannot be read*"])
-    assert path.read_text() == "{ not json"
+def test_graph_mode_through_the_plugin(npt):
+    """Generation in both modes and a decode step in graph mode, recorded through the plugin on
+    the CPU's real backend (inductor)."""
+    require(cpu_compiler)
+    loaded = load_model("tiny", get_precision("bf16"), "cpu")
+    require(compat.require_graph_mode, loaded.model)
+    npt.pytester.makepyfile(
+        test_perf="""
+        import pytest
 
+        @pytest.mark.npu
+        @pytest.mark.parametrize("mode", ["eager", "graph"])
+        def test_generate(npuperf, mode):
+            npuperf.generate(precision="bf16", batch_size=1, workload="zh_qa", mode=mode)
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--npuperf-device", "tpu"], "--npuperf-device: 'tpu' is not one of auto, npu, cuda, cpu"),
-        (["--npuperf-runs", "-1"], "--npuperf-runs: must be >= 1, got -1"),
-        (["--npuperf-runs", "five"], "--npuperf-runs: expected an integer, got 'five'"),
-        (["--npuperf-warmup", "-2"], "--npuperf-warmup: must be >= 0, got -2"),
-        (["--npuperf-tolerance", "e2e_s=abc"], "--npuperf-tolerance e2e_s: expected a fraction*"),
-        (["--npuperf-tolerance", "e2e_s=-0.1"], "--npuperf-tolerance e2e_s: must be > 0 and <= 10*"),
-        (["--npuperf-tolerance", "speed=0.1"], "*unknown metric 'speed'*"),
-        (["--npuperf-tolerance", "e2e_s"], "*expected METRIC=FRACTION*"),
-        (["--npuperf-alpha", "0.7"], "--npuperf-alpha: must be > 0 and <= 0.5*"),
-        (["--npuperf-model", "no/such/dir"], "--npuperf-model: 'no/such/dir' is neither a built-in model*"),
-        (["--npuperf-preset", "huge"], "--npuperf-preset: 'huge' is not one of full, quick"),
-        (["--npuperf-runs", "8", "--npuperf-max-runs", "6"], "*cap on runs (6) is below the number of runs (8)"),
-    ],
-)
-def test_bad_option_values_are_usage_errors(npt, args, message):
-    npt.fake()
-    result = npt.run(*args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: pytest-npuperf: {message}"])
-
-
-def test_bad_ini_value_names_the_ini(npt):
-    npt.fake()
-    npt.pytester.makeini("[pytest]\nnpuperf_runs = 0\n")
-    result = npt.run()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*ini option npuperf_runs: must be >= 1, got 0"])
-
-
-def test_bad_marker_argument(npt):
-    npt.fake(
-        "import pytest\n"
-        "@pytest.mark.npuperf(tolerance={'e2e_s': 'fast'})\n"
-        "def test_generate(npuperf):\n"
-        "    npuperf.generate(precision='fp16', batch_size=1, workload='zh_qa')\n"
+        @pytest.mark.npu
+        @pytest.mark.parametrize("mode", ["graph"])
+        def test_decode(npuperf, mode):
+            npuperf.step("decode", "bf16", 1, 64, mode=mode)
+        """
     )
-    result = npt.run()
-    result.stdout.fnmatch_lines(["*npuperf marker tolerance e2e_s: expected a fraction*"])
-    result.assert_outcomes(errors=1)
-
-
-def test_unknown_precision_is_a_clear_error(npt):
-    npt.fake(
-        "def test_generate(npuperf):\n"
-        "    npuperf.generate(precision='fp8', batch_size=1, workload='zh_qa')\n"
-    )
-    result = npt.run()
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*unknown precision 'fp8'; accepted: fp16, bf16*"])
+    # Fresh processes, as the suite runs: a second session inside one process would import
+    # inductor's modules again, which they do not allow.
+    args = ("-p", "no:cacheprovider", "--npuperf-device", "cpu", "--npuperf-max-new-tokens", "4",
+            "--npuperf-runs", "3")
+    first = npt.pytester.runpytest_subprocess(*args, "--npuperf-save-baseline")
+    first.assert_outcomes(passed=3)
+    first.stdout.fnmatch_lines(["*wall time: eager * s (1 tests), graph * s (2 tests)*", "graph mode: 2 tests:*", "*inductor*"])
+    data = json.loads((npt.path / "results.json").read_text())
+    tests = {t["test_id"].split("::")[-1]: t for t in data["tests"]}
+    graph = tests["test_generate[graph]"]["result"]
+    eager = tests["test_generate[eager]"]["result"]
+    assert graph["extra"]["execution_mode"] == "graph" and eager["extra"]["execution_mode"] == "eager"
+    assert graph["workload"]["mode"] == "graph-greedy-fixed-length" and eager["workload"]["graph"] == ""
+    assert "inductor" in graph["workload"]["graph"] and "cache=static(1024)" in graph["workload"]["generation"]
+    info = graph["extra"]["graph"]
+    assert info["backend"] == "inductor" and info["graphs"] == 1 and info["compile_s"] > 0
+    assert info["agreement"]["logits_cosine"] >= 0.999
+    assert all(s["compile_s"] == info["compile_s"] and s["graph_compiles"] == 1 for s in graph["samples"])
+    assert all(s["output_tokens"] == [4] for s in graph["samples"])
+    assert graph["extra"]["decode_fraction_of_copy"] > 0 and graph["extra"]["decode_fraction_of_peak"] is None
+    # the decode step at context 64 shares the generation's compiled shape (batch 1, cache 1024)
+    step = tests["test_decode[graph]"]["result"]
+    assert step["workload"]["mode"] == "step-decode-graph"
+    assert step["extra"]["graph"]["compile_s"] == info["compile_s"]

@@ -3,7 +3,7 @@
 What the installed torch_npu offers was read in the torchair sources shipped inside the published
 torch-npu wheels (``torch_npu/dynamo/torchair`` and ``torch_npu/dynamo/npugraph_ex``; releases
 2.1.0.post8/10/12/13/17, 2.5.1, 2.6.0, 2.8.0, 2.11.0, 2.14.0), and is checked against them by
-``tests/test_npu_conformance.py``:
+``tests/stack/test_npu_api_conformance.py``:
 
 - Import. Every one of those wheels ships torchair inside torch_npu, and torch_npu makes it
   importable as the top-level ``torchair`` through a lazy proxy in ``sys.modules``

@@ -1,7 +1,7 @@
 """Every torch_npu / torch.npu name the project uses, in one place.
 
-The conformance tests (``tests/test_npu_conformance.py``) check each entry against the published
-torch-npu wheels, and ``tests/test_npu_api.py`` scans the project's source for ``torch_npu.*`` and
+The conformance tests (``tests/stack/test_npu_api_conformance.py``) check each entry against the published
+torch-npu wheels, and ``tests/stack/test_npu_api.py`` scans the project's source for ``torch_npu.*`` and
 ``torch.npu.*`` uses (including through the aliases below) and fails when a use, or a keyword
 argument of a call, is missing here: a new use cannot skip the check.
 

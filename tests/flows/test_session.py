@@ -1,0 +1,43 @@
+"""The measurement session (flows/session.py): out of memory, the workload identity of serving
+and operator tests, the header's note on baselines without between-process noise."""
+
+import math
+
+from fakes import synthetic
+
+from pytest_npuperf.flows.serving.engines import DEFAULT_SLOS, SLO, Scenario
+from pytest_npuperf.flows.serving.flow import serving_identity
+from pytest_npuperf.flows.steps import op_quant_kernel
+
+
+def test_out_of_memory_fails_that_test_with_figures_and_the_session_goes_on(npt):
+    npt.fake()
+    synthetic.LOADS.clear()
+    result = npt.run(NPUPERF_FAKE_OOM="fp16-bs8-zh_qa")
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines([
+        "*fp16-bs8-zh_qa?: out of memory on cpu (Fake Accelerator): NPU out of memory. Tried to allocate 2.00 GiB*"
+        "at the failure: peak_allocated_bytes=61440MiB, device_used_bytes=63488MiB. The model was freed*",
+    ])
+    # the next fp16 test had to load the model again
+    assert synthetic.LOADS.count("fp16") == 2
+
+
+def test_serving_identity_holds_schedule_slos_and_engine_settings():
+    base = Scenario(16, 20.0)
+    ident = serving_identity(base, None)
+    assert serving_identity(Scenario(16, 20.0, seed=1), None) != ident  # other arrival times
+    assert serving_identity(Scenario(16, 20.0, burstiness=2.0), None) != ident
+    assert serving_identity(Scenario(16, 20.0, slos=(SLO("x", 1.0, 0.05),)), None) != ident
+    assert serving_identity(Scenario(16, math.inf), None) == serving_identity(Scenario(16, math.inf, seed=3), None)
+    assert "max_batch=8" in ident and DEFAULT_SLOS[0].name in ident
+    args = {"model": "/tmp/npuperf-vllm-abc", "gpu_memory_utilization": 0.41, "max_model_len": 512}
+    same = dict(args, model="/tmp/npuperf-vllm-xyz", gpu_memory_utilization=0.45)
+    assert serving_identity(base, args) == serving_identity(base, same)  # run-to-run details left out
+    assert serving_identity(base, dict(args, max_model_len=1024)) != serving_identity(base, args)
+
+
+def test_int8_operators_name_their_kernel():
+    assert op_quant_kernel("int8_w8a16", "npu") == "torch_npu.npu_weight_quant_batchmatmul"
+    assert op_quant_kernel("q_proj", "npu") == ""
+
