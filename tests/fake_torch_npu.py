@@ -1,4 +1,4 @@
-"""A fake ``torch_npu`` with the documented API surface and quirks (reference/torch_npu.md).
+"""A fake ``torch_npu`` with the documented API surface and quirks (docs/torch-npu.md#device-api).
 
 ``build(version=...)`` / ``install(monkeypatch, version=...)`` behave like that torch_npu release:
 its int8 operators and their keyword arguments (tests/fake_npu_ops.py, checked against the

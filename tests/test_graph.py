@@ -1,4 +1,4 @@
-"""Graph mode: the compiled decode step over a static KV cache (pytest_npuperf/graph/).
+"""Graph mode: the compiled decode step over a static KV cache (pytest_npuperf/flows/graph/).
 
 Most tests compile with dynamo's ``eager`` backend: the same capture (fullgraph, static shapes,
 guards and recompilations) without inductor's code generation, so they take seconds. One test
