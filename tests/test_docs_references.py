@@ -166,6 +166,8 @@ def check_file(root: Path, path: Path) -> List[Tuple[int, str, str]]:
             if m.group(2):  # a pattern or a placeholder (tests/test_*.py, docs/<page>), not a path
                 continue
             ref = m.group(1).rstrip(".-")
+            if ref.endswith(MD):  # a document: checked above, with its anchor
+                continue
             if not (root / ref).exists():
                 problems.append((number, ref, "no such file or folder in the repository"))
         for m in SECTION_CITE.finditer(line):
