@@ -5,7 +5,7 @@ Two parts, both printing a table:
 synthetic  Samples drawn from a noise model (per-process shift x per-sample noise x occasional
            slow outliers), compared with the rule exactly as the plugin applies it, for:
            - the noise measured on this project's CPU with the tiny model (benchmarks/noise.py);
-           - the scenario of reference/measurement.md (3% noise, 10% of runs slowed), a stand-in
+           - the statistics scenario of docs/measurement.md (3% noise, 10% of runs slowed), a stand-in
              for an accelerator until one is measured.
 real       Fresh processes running the tiny model on this machine, some with real extra work
            injected into every forward pass (a busy loop sized to slow generation by 5/10/20%),
@@ -96,7 +96,7 @@ def confirmed(rule: str, parent: List[float], child: Callable[[int], List[float]
 def synthetic(trials: int, seed: int) -> None:
     models = [
         NoiseModel("CPU tiny, measured: in-process CV 5%, between-process CV 12%, 5% outliers", 0.05, 0.12, 0.05, 1.6),
-        NoiseModel("measurement.md scenario: 3% noise, 10% of runs slowed up to 1.5x", 0.03, 0.0, 0.10, 1.5),
+        NoiseModel("statistics scenario (docs/measurement.md): 3% noise, 10% of runs slowed up to 1.5x", 0.03, 0.0, 0.10, 1.5),
         NoiseModel("quiet accelerator, assumed: 1% in-process, 1% between processes, 5% outliers", 0.01, 0.01, 0.05, 1.5),
     ]
     rules: List[Tuple[str, Callable[[NoiseModel, random.Random], Tuple[List[float], float, Optional[float]]], str]] = [

@@ -1,7 +1,7 @@
 """Device resolution: ``auto`` tries NPU, then CUDA, then CPU.
 
 Nothing here imports torch at module import time. ``import torch_npu`` fails in several
-documented ways on machines without a working CANN (reference/torch_npu.md section 8); each
+documented ways on machines without a working CANN (docs/torch-npu.md#importing-torch_npu); each
 becomes a :class:`DeviceUnavailable` whose message names the cause and the fix.
 """
 

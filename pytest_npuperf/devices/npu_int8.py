@@ -1,4 +1,4 @@
-"""Which int8 schemes an Ascend chip and torch_npu release can run (reference/torch_npu.md section 3).
+"""Which int8 schemes an Ascend chip and torch_npu release can run (docs/ascend.md#chips-and-int8).
 
 The NPU kernels of model/quant.py exist on every checked torch_npu release, but not on every chip:
 

@@ -1,6 +1,6 @@
 """Profile one generation of a regressed test, so the report says which operators got slower.
 
-NPU: ``torch_npu.profiler`` (reference/torch_npu.md section 5) writes its trace folder with
+NPU: ``torch_npu.profiler`` (docs/torch-npu.md#profiler) writes its trace folder with
 ``kernel_details.csv`` and ``op_statistic.csv``. CUDA and CPU: ``torch.profiler``, whose table of
 the top operators by self time is written as text.
 """

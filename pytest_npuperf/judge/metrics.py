@@ -1,6 +1,6 @@
 """The metrics the suite measures, with their direction, unit and default tolerance floor.
 
-The formulas live in DESIGN.md; the names carry their unit so that nobody mistakes a batch
+The formulas live in docs/measurement.md#metrics; the names carry their unit so that nobody mistakes a batch
 time for a per-request time or seconds for milliseconds.
 """
 

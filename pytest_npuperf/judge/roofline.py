@@ -25,9 +25,9 @@ class Peak:
 # Dense (no sparsity) 16-bit tensor throughput and memory bandwidth.
 PEAKS: Tuple[Peak, ...] = (
     Peak("Ascend910B1", None, None, "not published by Huawei per SKU; measure with the calibration"),
-    Peak("Ascend910B2", None, 1.6, "bandwidth ~1.6 TB/s, medium confidence (reference/measurement.md)"),
-    Peak("Ascend910B3", None, 1.6, "bandwidth ~1.6 TB/s, medium confidence (reference/measurement.md)"),
-    Peak("Ascend910B4", None, 0.8, "bandwidth ~0.8 TB/s, medium confidence (reference/measurement.md)"),
+    Peak("Ascend910B2", None, 1.6, "bandwidth ~1.6 TB/s, medium confidence (docs/measurement.md#physical-limits)"),
+    Peak("Ascend910B3", None, 1.6, "bandwidth ~1.6 TB/s, medium confidence (docs/measurement.md#physical-limits)"),
+    Peak("Ascend910B4", None, 0.8, "bandwidth ~0.8 TB/s, medium confidence (docs/measurement.md#physical-limits)"),
     Peak("Ascend910_93", None, None, "Atlas A3: not published per die; measure with the calibration"),
     Peak("Ascend310P", None, None, "Atlas inference series: not published per chip; measure"),
     Peak("NVIDIA A100 80GB", 312.0, 2.039, "NVIDIA A100 datasheet (SXM4 80GB): 312 TFLOP/s BF16 dense, 2,039 GB/s"),

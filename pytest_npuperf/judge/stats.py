@@ -1,4 +1,4 @@
-"""Summaries of few, long samples and the regression decision of DESIGN.md.
+"""Summaries of few, long samples and the regression decision (docs/regression-rule.md#the-current-rule).
 
 Pure functions over lists of floats: no torch, no pytest. The rule, per gated metric:
 

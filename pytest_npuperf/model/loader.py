@@ -24,7 +24,7 @@ from .workloads import BATCH_PROMPTS, WORKLOADS
 
 SEED = 1234
 
-# Mistral-7B-Instruct-v0.2 (measurement.md): 7.24 B parameters, untied lm_head, no sliding window.
+# Mistral-7B-Instruct-v0.2 (docs/measurement.md#physical-limits): 7.24 B parameters, untied lm_head, no sliding window.
 MISTRAL_7B_CONFIG: Dict[str, Any] = dict(
     hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
     num_key_value_heads=8, head_dim=128, vocab_size=32000, max_position_embeddings=32768,

@@ -16,7 +16,7 @@ cuda        aten._weight_int8pack_mm                           torch._int_mm (M 
 cpu         aten._weight_int8pack_mm (K % 16 guarded)          torch._int_mm
 ==========  =================================================  ======================================
 
-The weight layouts, scale dtypes and shapes follow reference/torch_npu.md section 3: for w8a16
+The weight layouts, scale dtypes and shapes follow docs/torch-npu.md#int8-operators: for w8a16
 the weight is stored (N, K) and passed transposed with an (N,) scale in the activation dtype;
 for w8a8 it is stored (K, N) contiguous with an (N,) float32 scale and a float32 per-token scale.
 """

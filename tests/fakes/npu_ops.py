@@ -1,7 +1,7 @@
 """The int8 operators of the fake torch_npu, with the argument rules of a given release and chip.
 
-The rules are written from the op documentation (reference/torch_npu.md section 3) and from what
-the published wheels' meta functions accept and reject; tests/test_npu_conformance.py runs the
+The rules are written from the op documentation (docs/torch-npu.md#int8-operators) and from what
+the published wheels' meta functions accept and reject; tests/stack/test_npu_api_conformance.py runs the
 same probe table through both and fails on any disagreement. Three generations of rules:
 
 - ``old``: 2.1.0.post8 and post10 (checked both): no int32 output;
@@ -32,7 +32,7 @@ from packaging.version import Version
 
 
 class ContractError(RuntimeError):
-    """A call that the real operator would reject (reference/torch_npu.md section 3)."""
+    """A call that the real operator would reject (docs/torch-npu.md#int8-operators)."""
 
 
 def _require(cond: bool, message: str) -> None:

@@ -1,8 +1,8 @@
-"""A fake ``torch_npu`` with the documented API surface and quirks (reference/torch_npu.md).
+"""A fake ``torch_npu`` with the documented API surface and quirks (docs/torch-npu.md#device-api).
 
 ``build(version=...)`` / ``install(monkeypatch, version=...)`` behave like that torch_npu release:
 its int8 operators and their keyword arguments (tests/fakes/npu_ops.py, checked against the
-published wheels by tests/test_npu_conformance.py), ``get_cann_version`` (absent in 2.1.0.post8,
+published wheels by tests/stack/test_npu_api_conformance.py), ``get_cann_version`` (absent in 2.1.0.post8,
 '' before CANN 8.1.RC1), and the device properties (core counts from 2.1.0.post17 and 2.8).
 
 Reproduced quirks:

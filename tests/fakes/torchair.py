@@ -1,6 +1,6 @@
 """A fake torchair (and npugraph_ex) with the real API's names, per torch_npu release.
 
-What each release has (checked against the wheels by tests/test_npu_conformance.py):
+What each release has (checked against the wheels by tests/stack/test_npu_api_conformance.py):
 
 - ``torchair.CompilerConfig()``: the option attributes its ``__init__`` sets in that release
   (``aclgraph_config`` from 2.1.0.post17 and 2.8, ``npugraphex_config`` and the

@@ -19,6 +19,6 @@ def test_calibration_lines_put_the_calibration_next_to_the_published_peak():
     ]
     npu = calibration_lines("Ascend910B4", {"matmul_bfloat16_tflops": 250.0, "matmul_float16_tflops": 260.0, "copy_gb_s": 600.0})
     assert npu[1] == ("npuperf published peak of Ascend910B4: HBM 0.8 TB/s (75% reached by copy) "
-                      "[bandwidth ~0.8 TB/s, medium confidence (reference/measurement.md)]")
+                      "[bandwidth ~0.8 TB/s, medium confidence (docs/measurement.md#physical-limits)]")
     assert calibration_lines("Ascend910B1", {"matmul_bfloat16_tflops": 250.0, "copy_gb_s": 600.0})[1].startswith(
         "npuperf published peak of Ascend910B1: none [")

@@ -11,7 +11,7 @@ or all at once, from a fixed seed, and two engines serve them with the same metr
 - ``vllm``: vLLM (vllm-ascend on an NPU) when installed, else skipped with the reason
   (``vllm_engine.py``).
 
-Per request (formulas of reference/measurement.md): TTFT = first token on the host - arrival
+Per request (docs/serving.md#metrics-under-load): TTFT = first token on the host - arrival
 (queueing included); E2E = last token - arrival; TPOT = (E2E - TTFT) / (tokens - 1); ITL = each
 gap between consecutive tokens; queueing delay = start of service - arrival. Per run: request and
 output-token throughput over the wall time, and goodput = requests meeting every SLO / wall time.
@@ -48,7 +48,7 @@ class SLO:
     tpot_s: float
 
 
-# MLPerf Inference server-scenario limits for 8B-class models (reference/measurement.md).
+# MLPerf Inference server-scenario limits for 8B-class models (docs/serving.md#service-level-objectives).
 DEFAULT_SLOS = (SLO("mlperf", 2.0, 0.100), SLO("interactive", 0.5, 0.030))
 
 
