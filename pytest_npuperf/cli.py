@@ -94,7 +94,8 @@ def calibrate(processes: int, pytest_args: List[str], baseline_dir: Path, reason
 
 
 def compare_files(a: Path, b: Path, alpha: float) -> int:
-    """Stack A (baseline) against stack B: the verdict table; exit 1 if anything regressed."""
+    """Stack A (baseline) against stack B: the verdict table; exit 1 if anything regressed, or if B
+    lost a test that A measured (a test that stopped running is a regression too)."""
     data_a, data_b = _load_results(a), _load_results(b)
     res_a, res_b = _results(data_a), _results(data_b)
     common = [tid for tid in res_b if tid in res_a]
@@ -118,10 +119,13 @@ def compare_files(a: Path, b: Path, alpha: float) -> int:
     print("stack changes A -> B: " + ("; ".join(changes) if changes else "none recorded"))
     for line in summary_lines(outcomes):
         print(line)
-    only = sorted(set(res_a) ^ set(res_b))
-    if only:
-        print(f"in one file only: {', '.join(short_id(t) for t in only)}")
-    return 1 if any(o.status in ("REGRESSED", "MISMATCH") for o in outcomes) else 0
+    lost = sorted(set(res_a) - set(res_b))
+    new = sorted(set(res_b) - set(res_a))
+    if new:
+        print(f"in B only (new): {', '.join(short_id(t) for t in new)}")
+    if lost:
+        print(f"LOST: in A but not measured in B: {', '.join(short_id(t) for t in lost)}")
+    return 1 if lost or any(o.status in ("REGRESSED", "MISMATCH") for o in outcomes) else 0
 
 
 def _headline(medians: Dict[str, float]) -> str:

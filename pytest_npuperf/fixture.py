@@ -142,7 +142,6 @@ class NpuPerf:
             pytest.fail(f"{self.test_id}: {exc}", pytrace=False)
         self.outcome = outcome
         assert outcome.result is not None and outcome.comparison is not None
-        self._record_properties(outcome)
         self._judge(outcome)
         return outcome.result
 
@@ -203,6 +202,7 @@ class NpuPerf:
             if comparison.status == UNCONFIRMED:
                 warnings.warn(NpuPerfWarning(f"{self.test_id}: regression not confirmed; {comparison.confirmation}"),
                               stacklevel=3)
+        self._record_properties(outcome)  # the final verdict, after confirmation, before any failure
         if comparison.status in (MISMATCH, REGRESSED) and not saving:
             related = related_regressions(self._session.outcomes) if comparison.status == REGRESSED else None
             pytest.fail(failure_message(self.test_id, comparison, related), pytrace=False)

@@ -14,7 +14,7 @@ from typing import Dict, Generator
 
 import pytest
 
-from .devices import DeviceShared, DeviceUnavailable, prepare_torch_import
+from .devices import DeviceBroken, DeviceShared, DeviceUnavailable, prepare_torch_import
 from .fixture import NpuPerf
 from .flows.confirm import child_device_index
 from .flows.session import PerfSession
@@ -80,7 +80,7 @@ def npuperf_session(pytestconfig: pytest.Config) -> PerfSession:
         pytest.fail("pytest-npuperf cannot run on this stack: " + "; ".join(problems), pytrace=False)
     try:
         run.perf.device()
-    except DeviceShared as exc:
+    except (DeviceShared, DeviceBroken) as exc:  # never a skip: the numbers would be wrong or missing
         pytest.fail(str(exc), pytrace=False)
     except DeviceUnavailable as exc:
         if run.perf.settings.strict:

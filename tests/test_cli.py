@@ -67,3 +67,15 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     bad.write_text("[]")
     assert main(["report", str(bad), "--html", str(tmp_path / "r.html")]) == 2
     assert "not a pytest-npuperf results file" in capsys.readouterr().err
+
+
+def test_cli_compare_fails_when_b_lost_a_test_that_a_measured(npt, capsys):
+    npt.fake()
+    npt.run("--npuperf-results", "a.json")
+    npt.run("--npuperf-results", "b.json", "-k", "not fp16-bs8-zh_qa")
+    assert main(["compare", str(npt.path / "b.json"), str(npt.path / "a.json")]) == 0  # A's tests all in B
+    capsys.readouterr()
+    code = main(["compare", str(npt.path / "a.json"), str(npt.path / "b.json")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "LOST: in A but not measured in B: fp16-bs8-zh_qa" in out.splitlines()

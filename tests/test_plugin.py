@@ -333,3 +333,17 @@ def test_graph_mode_through_the_plugin(npt):
     step = tests["test_decode[graph]"]["result"]
     assert step["workload"]["mode"] == "step-decode-graph"
     assert step["extra"]["graph"]["compile_s"] == info["compile_s"]
+
+
+def test_a_broken_accelerator_install_fails_the_perf_tests_instead_of_measuring_the_cpu(npt, monkeypatch):
+    """An NPU in the machine that torch cannot use (torch_npu missing here) is an error with the
+    reason, not a quiet CPU run that passes; the CPU chosen on purpose still runs."""
+    import pytest_npuperf.devices as devices
+
+    npt.fake()
+    monkeypatch.setattr(devices, "hardware_present", lambda kind: "/dev/davinci0" if kind == "npu" else "")
+    result = npt.run("-k", "fp16-bs1-zh_qa")
+    result.assert_outcomes(errors=1, deselected=7)
+    result.stdout.fnmatch_lines(["*this machine has a NPU (/dev/davinci0) but torch cannot use it: torch_npu is not "
+                                 "installed*pass --npuperf-device cpu*"])
+    npt.run("-k", "fp16-bs1-zh_qa", "--npuperf-device", "cpu").assert_outcomes(passed=1, deselected=7)

@@ -7,9 +7,11 @@ becomes a :class:`DeviceUnavailable` whose message names the cause and the fix.
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import os
 import re
+import shutil
 import sys
 from typing import Any, List, Tuple
 
@@ -19,7 +21,10 @@ from . import accel
 from .base import Device, DeviceUnavailable, Timer
 from .cpu import CpuDevice
 
-__all__ = ["Device", "DeviceShared", "DeviceUnavailable", "Timer", "resolve_device", "import_torch_npu", "import_error_hint"]
+__all__ = [
+    "Device", "DeviceBroken", "DeviceShared", "DeviceUnavailable", "Timer",
+    "resolve_device", "import_torch_npu", "import_error_hint",
+]
 
 _CANN_HINT = (
     "CANN is not set up in this environment: run 'source /usr/local/Ascend/ascend-toolkit/set_env.sh' "
@@ -128,6 +133,30 @@ class DeviceShared(Exception):
     """More parallel workers than devices: two would time on one device."""
 
 
+class DeviceBroken(DeviceUnavailable):
+    """An accelerator is in the machine but torch cannot use it: with ``--npuperf-device auto`` that
+    fails the perf tests instead of measuring the CPU (a broken ``import torch_npu`` after an
+    upgrade must not turn the nightly job green)."""
+
+
+# Device files and tools that show an accelerator is installed, per kind.
+HARDWARE_SIGNS = {
+    "npu": ("/dev/davinci[0-9]*", "npu-smi"),
+    "cuda": ("/dev/nvidia[0-9]*", None),
+}
+
+
+def hardware_present(kind: str) -> str:
+    """What shows that a ``kind`` accelerator is installed ('' when nothing does)."""
+    pattern, tool = HARDWARE_SIGNS.get(kind, (None, None))
+    found = sorted(glob.glob(pattern)) if pattern else []
+    if found:
+        return ", ".join(found[:4]) + (" ..." if len(found) > 4 else "")
+    if tool and shutil.which(tool):
+        return f"{tool} on PATH"
+    return ""
+
+
 def resolve_device(requested: str, index: int = 0, workers: int = 1) -> Tuple[Device, List[str]]:
     """The device to run on, and why each better candidate was passed over (for the header).
 
@@ -145,6 +174,11 @@ def resolve_device(requested: str, index: int = 0, workers: int = 1) -> Tuple[De
                 device = _FACTORIES[kind](0)
                 break
             except DeviceUnavailable as exc:
+                signs = hardware_present(kind) if kind != "cpu" else ""
+                if signs:
+                    raise DeviceBroken(
+                        f"this machine has a {kind.upper()} ({signs}) but torch cannot use it: {exc}. Fix the "
+                        f"install; to measure the CPU on purpose, pass --npuperf-device cpu") from None
                 skipped.append(f"{kind}: {exc}")
     count = int(device.info().get("device_count") or 1)
     if workers > count:

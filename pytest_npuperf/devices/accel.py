@@ -15,7 +15,11 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from ..errors import MeasurementError
 from .base import profile_name
+
+# The caching allocator's peaks that every memory sample reads.
+PEAK_KEYS = ("allocated_bytes.all.peak", "reserved_bytes.all.peak")
 
 
 class EventTimer:
@@ -72,10 +76,15 @@ class AcceleratorDevice:
                 f"torch.{self.kind}.memory_stats() is empty: the {self.kind} was not initialized "
                 "when memory was read; run a device operation (load the model) first"
             )
+        missing = [key for key in PEAK_KEYS if key not in stats]
+        if missing:
+            raise MeasurementError(
+                f"torch.{self.kind}.memory_stats() has no {', '.join(missing)}: the peak memory of this run cannot "
+                "be read, and 0 bytes would pass any memory gate; check the torch / torch_npu install")
         free, total = self._module.mem_get_info(self.index)
         return {
-            "peak_allocated_bytes": int(stats.get("allocated_bytes.all.peak", 0)),
-            "peak_reserved_bytes": int(stats.get("reserved_bytes.all.peak", 0)),
+            "peak_allocated_bytes": int(stats["allocated_bytes.all.peak"]),
+            "peak_reserved_bytes": int(stats["reserved_bytes.all.peak"]),
             "device_used_bytes": int(total) - int(free),
             "peak_rss_bytes": None,
         }

@@ -39,8 +39,7 @@ class PerfSession:
         self.started_at = utc_now()
         self.outcomes: Dict[str, TestOutcome] = {}
         self._device: Optional[Device] = None
-        self._device_error: Optional[str] = None
-        self._device_shared = False
+        self._device_error: Optional[Exception] = None  # raised again at every later call
         self.skipped_devices: List[str] = []
         self.stack: Dict[str, Any] = {}
         self._loaded: Optional[LoadedModel] = None
@@ -57,16 +56,16 @@ class PerfSession:
                 self._device, self.skipped_devices = resolve_device(
                     self.settings.device, self.settings.worker_index, self.settings.worker_count
                 )
-            except DeviceUnavailable as exc:
-                self._device_error = f"--npuperf-device {self.settings.device}: {exc}"
+            except DeviceUnavailable as exc:  # DeviceBroken too, keeping its kind
+                self._device_error = type(exc)(f"--npuperf-device {self.settings.device}: {exc}")
             except DeviceShared as exc:
-                self._device_error = str(exc)
-                self._device_shared = True
+                self._device_error = exc
             else:
                 self._configure_threads()
                 self.stack = collect(self._device.kind, self._device.info())
         if self._device is None:
-            raise (DeviceShared if self._device_shared else DeviceUnavailable)(self._device_error)
+            assert self._device_error is not None
+            raise self._device_error
         return self._device
 
     def device_kind(self) -> Optional[str]:
@@ -199,6 +198,13 @@ class PerfSession:
 
     # -- outcomes ---------------------------------------------------------------------------
     def start(self, test_id: str) -> TestOutcome:
+        """A new test's outcome, on a clean device: what earlier tests left in the allocator's
+        cache is freed and the peaks are reset, so a test's peak memory is its own wherever it
+        runs (after a larger test, alone, or in a confirmation process)."""
+        device = self.device()
+        gc.collect()
+        device.empty_cache()
+        device.reset_peak_memory()
         outcome = TestOutcome(test_id)
         self.outcomes[test_id] = outcome
         return outcome

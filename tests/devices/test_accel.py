@@ -80,3 +80,16 @@ def test_device_info_handles_old_and_new_properties(monkeypatch):
     assert "device_cube_core_num" not in old
     assert new["device_cube_core_num"] == 24
     assert old["device_total_memory_bytes"] == 64 * GIB
+
+
+def test_a_missing_peak_key_is_a_measurement_error_never_zero_bytes(fake_npu, monkeypatch):
+    from pytest_npuperf.errors import MeasurementError
+
+    device, _ = resolve_device("npu")
+    fake_npu.npu._allocate(1 * GIB)
+    stats = fake_npu.npu.memory_stats
+    monkeypatch.setattr(fake_npu.npu, "memory_stats",
+                        lambda index=None: {k: v for k, v in stats(index).items() if k != "allocated_bytes.all.peak"})
+    with pytest.raises(MeasurementError, match=r"has no allocated_bytes\.all\.peak: the peak memory of this run "
+                                               r"cannot be read, and 0 bytes would pass any memory gate"):
+        device.memory()

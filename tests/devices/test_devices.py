@@ -143,3 +143,27 @@ def test_npu_request_without_cann_skips_perf_tests(npt, tmp_path, monkeypatch):
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*npuperf device: unavailable: --npuperf-device npu: import torch_npu failed*",
                                  "SKIPPED*--npuperf-device npu: import torch_npu failed (ImportError: libascendcl.so*set_env.sh*"])
+
+
+def test_auto_fails_when_an_accelerator_is_installed_but_torch_cannot_use_it(monkeypatch):
+    """A broken ``import torch_npu`` after an upgrade must not turn the nightly job into a CPU run."""
+    import pytest_npuperf.devices as devices
+
+    monkeypatch.setattr(devices, "hardware_present", lambda kind: "/dev/davinci0" if kind == "npu" else "")
+    with pytest.raises(devices.DeviceBroken, match=r"this machine has a NPU \(/dev/davinci0\) but torch cannot use "
+                                                   r"it: torch_npu is not installed .*pass --npuperf-device cpu"):
+        devices.resolve_device("auto")
+    device, _ = devices.resolve_device("cpu")  # the CPU on purpose: allowed
+    assert device.kind == "cpu"
+
+
+def test_hardware_signs_are_device_files_or_the_vendor_tool(tmp_path, monkeypatch):
+    import pytest_npuperf.devices as devices
+
+    monkeypatch.setitem(devices.HARDWARE_SIGNS, "npu", (str(tmp_path / "davinci[0-9]*"), "no-such-npu-smi"))
+    assert devices.hardware_present("npu") == ""
+    (tmp_path / "davinci0").touch()
+    (tmp_path / "davinci_manager").touch()  # not a device: no digit
+    assert devices.hardware_present("npu") == str(tmp_path / "davinci0")
+    monkeypatch.setitem(devices.HARDWARE_SIGNS, "npu", (str(tmp_path / "none[0-9]*"), "sh"))
+    assert devices.hardware_present("npu") == "sh on PATH"

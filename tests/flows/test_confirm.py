@@ -250,3 +250,17 @@ def test_a_crashed_confirmation_child_leaves_the_regression_standing(npu_run):
     npu_run.run(*common, "--npuperf-save-baseline", "--npuperf-processes", "1").assert_outcomes(passed=1)
     crashed = npu_run.run(*common, NPUPERF_FAKE_NPU_DECODE_S="0.4", NPUPERF_FAKE_NPU_CHILD_CRASH="1")
     crashed.assert_outcomes(failed=1)
+
+
+def test_junit_gets_the_verdict_after_confirmation(npt):
+    """The JUnit property says what the test finally is: UNCONFIRMED, not the REGRESSED that the
+    fresh process took back."""
+    import re
+
+    npt.fake()
+    npt.run(SAVE)
+    result = npt.run("--npuperf-confirm", "-k", ONE, "--junitxml=junit.xml", seed=1,
+                     NPUPERF_FAKE_SLOWDOWN_ONCE=f"{ONE}=1.3")
+    result.assert_outcomes(passed=1, deselected=7)
+    properties = dict(re.findall(r'<property name="([^"]+)" value="([^"]*)"', (npt.path / "junit.xml").read_text()))
+    assert properties["npuperf_verdict"] == UNCONFIRMED

@@ -41,3 +41,35 @@ def test_int8_operators_name_their_kernel():
     assert op_quant_kernel("int8_w8a16", "npu") == "torch_npu.npu_weight_quant_batchmatmul"
     assert op_quant_kernel("q_proj", "npu") == ""
 
+
+
+def test_every_test_starts_on_a_clean_device_so_its_peak_memory_is_its_own(fake_npu, tmp_path, monkeypatch):
+    """On the fake NPU's caching allocator: a test after a larger test reads the same peak reserved
+    memory as when it runs alone; a peak reset alone would still report the larger test's cache."""
+    from pytest_npuperf.devices import resolve_device
+    from pytest_npuperf.flows.session import PerfSession
+    from pytest_npuperf.settings import build_settings
+
+    gib = 2**30
+    device, _ = resolve_device("npu")
+    npu = fake_npu.npu
+    session = PerfSession(build_settings({}, tmp_path))
+    monkeypatch.setattr(session, "device", lambda: device)
+
+    def run_test(test_id, activations):
+        session.start(test_id)
+        npu._allocate(activations)  # the test's activations, freed after the run but kept cached
+        npu._free(activations)
+        return device.memory()["peak_reserved_bytes"]
+
+    npu._allocate(10 * gib)  # the model's weights stay
+    alone = run_test("small", 1 * gib)
+    assert run_test("large", 8 * gib) == 18 * gib
+    assert run_test("small", 1 * gib) == alone == 11 * gib
+    # what a reset of the peaks alone would have read after the large test: its cache
+    npu._allocate(8 * gib)
+    npu._free(8 * gib)
+    device.reset_peak_memory()
+    npu._allocate(1 * gib)
+    npu._free(1 * gib)
+    assert device.memory()["peak_reserved_bytes"] == 18 * gib
