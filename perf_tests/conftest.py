@@ -2,8 +2,9 @@
 
 The quick preset keeps its own workloads (settings) and the cases not marked ``full_only``;
 ``--npuperf-mode`` keeps the execution modes asked for (eager, graph or both);
-tests run precision by precision (each model is loaded once), eager before graph, graph tests
-grouped by batch size (each shape compiled once), and within a group operators and steps first,
+every eager test runs before any graph test, each mode precision by precision (each model
+loaded once per mode), graph tests grouped by batch size (each shape compiled once), and within a
+group operators and steps first,
 so that a failing generation test can name the operators and steps that regressed with it.
 """
 
@@ -37,13 +38,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 
 
 def _order(item: pytest.Item) -> tuple:
-    """Precision by precision (one model load each); within one, eager tests first (no compiled
-    graph or static cache held while they measure memory), then graph tests grouped by batch size
-    (a graph test holds only its own shapes, so neighbours sharing one compile it once), each
-    group in file order: operators, steps, then the rest."""
+    """Every eager test before any graph test: compiled graphs and their code stay in the process,
+    and an eager test after them would measure their memory too. Within a mode, precision by
+    precision (one model load each per mode); graph tests grouped by batch size (a graph test
+    holds only its own shapes, so neighbours sharing one compile it once); each group in file
+    order: operators, steps, then the rest."""
     params = item.callspec.params if hasattr(item, "callspec") else {}
     precision = params.get("precision")
     rank = PRECISION_ORDER.index(precision) if precision in PRECISION_ORDER else len(PRECISION_ORDER)
     graph = params.get("mode") == "graph"
     batch = params.get("batch_size") or (params.get("shape") or (99,))[0] if graph else 0
-    return rank, graph, batch, ORDER.get(item.path.name, 2)
+    return graph, rank, batch, ORDER.get(item.path.name, 2)

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Sequence, Set, Tuple
 
+from . import __version__
 from .devices import DeviceShared, DeviceUnavailable
 from .flows.confirm import in_confirmation_child
 from .flows.recording import record_processes
@@ -26,6 +27,7 @@ def run_header(session: PerfSession, call_s: Mapping[str, Sequence[float]]) -> D
     """The results document's 'run': when, with which settings, on which stack and device."""
     s = session.settings
     header: Dict[str, Any] = {
+        "pytest_npuperf": __version__,
         "started_at": session.started_at,
         "finished_at": utc_now(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in s.__dict__.items()},
