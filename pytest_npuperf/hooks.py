@@ -20,6 +20,7 @@ from .errors import BaselineError, NpuPerfWarning
 from .flows.session import PerfSession
 from .judge.compare import ACCELERATOR_KINDS
 from .judge.outcome import TestOutcome
+from .judge.stats import NO_BASELINE
 from .modes import EAGER
 from .outputs import record_more_processes, results_of, save_baselines, write_outputs
 from .progress import Progress, progress_for
@@ -182,6 +183,37 @@ class NpuPerfRun:
             except BaselineError as exc:
                 self.messages.append(f"npuperf: baseline NOT saved: {exc}")
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        else:
+            gaps = self._baseline_gaps()
+            self.messages += gaps
+            if gaps and self.perf.settings.strict:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _baseline_gaps(self) -> List[str]:
+        """NO_BASELINE that needs attention: where the store has baselines of this model for another
+        device profile, or for some tests of this run but not others (a renamed device or test id,
+        a baseline file that lost entries). Fails the run under --npuperf-strict."""
+        missing = sorted(tid for tid, o in self.perf.outcomes.items() if o.status == NO_BASELINE)
+        if not missing:
+            return []
+        lines = []
+        compared = [tid for tid, o in self.perf.outcomes.items() if o.comparison and o.status != NO_BASELINE]
+        if compared:
+            lines.append(f"npuperf: NO_BASELINE needs attention: {len(missing)} test(s) of this run have no baseline while "
+                         f"{len(compared)} other(s) do (a renamed test id, or a baseline file that lost entries?): "
+                         + ", ".join(short_id(t) for t in missing))
+        try:
+            profile, model = self.perf.device().profile(), self.perf.model_name
+        except (DeviceUnavailable, DeviceShared):
+            return lines
+        others = self.perf.store.other_profiles(profile, model)
+        if others:
+            lines.append(f"npuperf: NO_BASELINE needs attention: baselines of {model} exist for {', '.join(others)} but not for "
+                         f"this device's profile {profile} (the device, or the name it reports, changed?); record this "
+                         "profile with --npuperf-save-baseline once the numbers are validated")
+        if lines and self.perf.settings.strict:
+            lines.append("npuperf: --npuperf-strict: the run fails until every test has a baseline on this profile")
+        return lines
 
     def _record_more_processes(self, session: pytest.Session) -> bool:
         """False when a test could not be recorded in every process (it is then not saved)."""

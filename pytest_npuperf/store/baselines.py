@@ -93,6 +93,13 @@ class BaselineStore:
             )
         return data
 
+    def other_profiles(self, profile: str, model: str) -> List[str]:
+        """The folders of other device profiles that hold baselines of ``model`` (a renamed device,
+        or baselines recorded elsewhere, leave this run without any)."""
+        name = self.path_for(profile, model).name
+        mine = self.path_for(profile, model).parent
+        return sorted(p.parent.name for p in self.root.glob(f"*/{name}") if p.parent != mine)
+
     def load(self, profile: str, model: str) -> Dict[str, BaselineEntry]:
         path = self.path_for(profile, model)
         data = self.read_file(path)
