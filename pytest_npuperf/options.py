@@ -76,7 +76,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--npuperf-strict", dest="npuperf_strict", action="store_true", default=False,
                     help="fail (instead of skip) the perf tests when the requested device is absent.")
     group.addoption("--npuperf-confirm", dest="npuperf_confirm", action="store_true", default=None,
-                    help="re-run a regressed test once in a fresh process and fail only if it regresses again "
+                    help="re-run a regressed test once in a fresh process; it passes only when that process does not regress "
+                         "and the samples of both processes together do not either "
                          "(default on npu/cuda, off on cpu).")
     group.addoption("--npuperf-no-confirm", dest="npuperf_confirm", action="store_false",
                     help="fail a regressed test without re-running it in a fresh process.")

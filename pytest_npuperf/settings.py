@@ -50,7 +50,8 @@ class Settings:
     save_baseline: bool = False
     force: bool = False  # save failing tests too; replace an unreadable baseline file (kept aside)
     strict: bool = False  # a requested device that is absent fails instead of skipping
-    # Re-run a regressed test in a fresh process and fail only if it regresses again.
+    # Re-run a regressed test in a fresh process; it passes (UNCONFIRMED) only when that process
+    # measured the same workload and did not regress, and the pooled samples do not regress either.
     # None (default): on for accelerators, whose between-process shift the 3% floor does not
     # cover (benchmarks/false_alarms.py); off on a CPU, whose floor already does.
     confirm: Optional[bool] = None

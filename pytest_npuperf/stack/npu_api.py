@@ -72,7 +72,7 @@ USES: Tuple[ApiUse, ...] = (
     ApiUse("torch_npu.npu_weight_quant_batchmatmul", "op", ("x", "weight", "antiquant_scale")),
     ApiUse("torch_npu.npu_dynamic_quant", "op", ("input",)),
     ApiUse("torch_npu.npu_quant_matmul", "op", ("x1", "x2", "scale", "pertoken_scale", "output_dtype")),
-    # profiler (profiling.py)
+    # profiler (devices/profiler.py)
     ApiUse(_PROF + "_ExperimentalConfig", "python",
            ("export_type", "profiler_level", "aic_metrics", "l2_cache", "data_simplification")),
     ApiUse(_PROF + "ExportType.Text", "python"),

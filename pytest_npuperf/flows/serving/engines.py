@@ -9,7 +9,7 @@ or all at once, from a fixed seed, and two engines serve them with the same metr
 - ``continuous``: transformers' own continuous-batching engine (paged KV cache), with the KV
   blocks sized explicitly (it would otherwise reserve most of the device's memory);
 - ``vllm``: vLLM (vllm-ascend on an NPU) when installed, else skipped with the reason
-  (``vllm_engine.py``).
+  (``flows/serving/vllm.py``).
 
 Per request (docs/serving.md#metrics-under-load): TTFT = first token on the host - arrival
 (queueing included); E2E = last token - arrival; TPOT = (E2E - TTFT) / (tokens - 1); ITL = each
