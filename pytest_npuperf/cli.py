@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .devices.cpu import CPU_TIME_FLOOR
 from .errors import BaselineError
-from .judge.compare import compare, floors_for
+from .judge.compare import budgets_for, compare, finalize
 from .judge.metrics import METRICS, format_value
-from .judge.noise import PoolError, noise_of, pool
+from .judge.noise import PoolError, noise_of, pool, run_noise
 from .judge.outcome import TestOutcome
 from .judge.result import Result
 from .report.export import benchmark_json, markdown_summary
@@ -101,14 +101,15 @@ def compare_files(a: Path, b: Path, alpha: float) -> int:
     common = [tid for tid in res_b if tid in res_a]
     if not common:
         raise CliError(f"{a} and {b} have no test in common")
+    noise = run_noise(res_a.values())
     outcomes = []
     for tid in common:
         ra, rb = res_a[tid], res_b[tid]
         entry = BaselineEntry(tid, {"workload": ra.workload.to_dict(), "samples": [s.to_dict() for s in ra.samples],
                                     "stack": ra.stack}, a)
         cpu = rb.profile.startswith("cpu-")
-        floors = floors_for(CPU_TIME_FLOOR if cpu else None, {})
-        comparison = compare(rb, entry, floors, alpha, floors_for(None, {}))
+        budgets = budgets_for(CPU_TIME_FLOOR if cpu else None, {})
+        comparison = finalize(compare(rb, entry, budgets, alpha, noise), "two results files: no more samples")
         if ra.profile != rb.profile:
             comparison.mismatch.append(f"profile: {ra.profile} (A) vs {rb.profile} (B)")
             comparison.status = "MISMATCH"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -13,18 +14,19 @@ from .errors import BaselineError, MeasurementError, NpuPerfWarning
 from .flows.confirm import in_confirmation_child, run_child
 from .flows.generation import run_generation
 from .flows.kernels import KernelError
-from .flows.measurement import DeviceOutOfMemory, compare_pooled
+from .flows.measurement import DeviceOutOfMemory, caps, judge_again
 from .flows.serving.engines import DEFAULT_SLOS, Scenario, ServingError, parse_slo
 from .flows.serving.flow import run_serving
 from .flows.serving.vllm import EngineUnavailable
 from .flows.session import PerfSession
 from .flows.steps import run_op, run_step
 from .judge.budgets import check_budgets
-from .judge.compare import Comparison, failure_message
+from .judge.compare import Comparison, failure_message, finalize
 from .judge.metrics import METRICS
 from .judge.outcome import TestOutcome, related_regressions
-from .judge.result import Result
-from .judge.stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, REGRESSED, UNCONFIRMED
+from .judge.result import Result, tag_process
+from .judge.sampling import NEW_PROCESS, next_step
+from .judge.stats import DRIFT, IMPROVED, INCONCLUSIVE, MISMATCH, OK, REGRESSED, UNCONFIRMED
 from .model.loader import ModelError
 from .model.quant import QuantizationError
 from .modes import get_mode
@@ -164,55 +166,78 @@ class NpuPerf:
             if values:
                 self._user_properties.append((f"npuperf_{name}_median", statistics.median(values)))
 
-    def _confirm(self, outcome: TestOutcome) -> Comparison:
-        """Re-run this test in a fresh process on this device and judge both processes' samples.
+    def _settle(self, outcome: TestOutcome) -> Comparison:
+        """Sample fresh processes on this device while the verdict is undecided, or while a
+        regression rests on this process alone, judging all their samples together; then make
+        the verdict final.
 
-        Fails closed: only a child that measured the same workload and judged it OK, DRIFT or
-        IMPROVED, with the pooled samples not REGRESSED either, turns the regression into
-        UNCONFIRMED. The parent's model leaves the device first, so the child has its memory.
+        Stops when decided, at --npuperf-max-processes or --npuperf-time-cap, when the power
+        calculation says even the cap would not decide it, or when a fresh process gives no
+        samples (fail closed: a regression stands, an undecided verdict becomes INCONCLUSIVE,
+        naming why). A regression that the pooled samples no longer show passes as UNCONFIRMED.
         """
         assert outcome.result is not None and outcome.comparison is not None
         result, comparison = outcome.result, outcome.comparison
-        self._session.release_device()
-        child = run_child(self._confirm_command or [], self.test_id, self._rootdir or Path.cwd(),
-                          self._session.settings.worker_index, result.workload)
-        result.extra["confirmation"] = {"outcome": child.outcome, "samples": len(child.samples),
-                                        "exit_code": child.exit_code}
-        if not child.may_unconfirm:
-            comparison.confirmation = f"{child.account()}; the regression stands"
-            return comparison
-        pooled = compare_pooled(self._session, result, child.samples, self._tolerances)
-        pooled.confirmation = (
-            f"{child.account()}; the pooled samples of both processes ({len(result.samples)} + "
-            f"{len(child.samples)}) against the baseline: {pooled.status}"
-        )
-        if pooled.status == REGRESSED:
-            return pooled
-        comparison.status = UNCONFIRMED
-        comparison.confirmation = pooled.confirmation
+        session, s = self._session, self._session.settings
+        first = comparison.status
+        cap = caps(session).processes
+        started, slowest, why = time.monotonic(), 0.0, ""
+        children: List[Dict[str, Any]] = []
+        while True:
+            processes = result.processes()
+            fresh = bool(self._confirm_command) and s.confirms(session.device().kind) and not in_confirmation_child()
+            left = s.time_cap_s - (time.monotonic() - started)
+            step = next_step(comparison, first, processes, cap, fresh, left, slowest)
+            if step.action != NEW_PROCESS:
+                why = step.why
+                break
+            session.release_device()  # the child gets the device's memory
+            began = time.monotonic()
+            child = run_child(self._confirm_command or [], self.test_id, self._rootdir or Path.cwd(), s.worker_index,
+                              result.workload, timeout_s=left)
+            slowest = max(slowest, time.monotonic() - began)
+            children.append({"outcome": child.outcome, "samples": len(child.samples), "exit_code": child.exit_code})
+            if not child.usable:
+                why = child.account()
+                break
+            result.samples += tag_process(child.samples, processes)
+            comparison = judge_again(session, result, self._tolerances)
+        finalize(comparison, why or "no more samples")
+        if children:
+            result.extra["fresh_processes"] = children
+            comparison.confirmation = (
+                f"{len(children)} fresh process(es) ({', '.join(c['outcome'] for c in children)}); "
+                f"the samples of {result.processes()} processes against the baseline: {comparison.status}"
+                + (f"; stopped: {why}" if why else ""))
+        elif why and first == REGRESSED:
+            comparison.confirmation = f"not checked in a fresh process: {why}"
+        if first == REGRESSED and comparison.status in (OK, DRIFT, IMPROVED):
+            comparison.status = UNCONFIRMED
         return comparison
 
     def _judge(self, outcome: TestOutcome) -> None:
         assert outcome.comparison is not None
         comparison = outcome.comparison
         saving = self._session.settings.save_baseline
-        confirm = self._confirm_command and self._session.settings.confirms(self._session.device().kind)
-        if comparison.status == REGRESSED and not saving and confirm and not in_confirmation_child():
-            comparison = outcome.comparison = self._confirm(outcome)
+        if saving:
+            finalize(comparison, "recording a baseline")
+        else:
+            comparison = outcome.comparison = self._settle(outcome)
             if comparison.status == UNCONFIRMED:
                 warnings.warn(NpuPerfWarning(f"{self.test_id}: regression not confirmed; {comparison.confirmation}"),
                               stacklevel=3)
-        self._record_properties(outcome)  # the final verdict, after confirmation, before any failure
-        if comparison.status in (MISMATCH, REGRESSED) and not saving:
+        self._record_properties(outcome)  # the final verdict, after the fresh processes, before any failure
+        strict_fail = comparison.status == INCONCLUSIVE and self._session.settings.strict
+        if (comparison.status in (MISMATCH, REGRESSED) or strict_fail) and not saving:
             related = related_regressions(self._session.outcomes) if comparison.status == REGRESSED else None
             pytest.fail(failure_message(self.test_id, comparison, related), pytrace=False)
         if outcome.budget_failures:
             pytest.fail(f"{self.test_id}: budget exceeded: " + "; ".join(outcome.budget_failures), pytrace=False)
         if comparison.status in (DRIFT, IMPROVED, INCONCLUSIVE) or (saving and comparison.status in (MISMATCH, REGRESSED)):
             notes: Dict[str, str] = {
-                DRIFT: "a statistically significant change below the tolerance",
+                DRIFT: "a clear change, but inside the budget",
                 IMPROVED: "faster or leaner than the baseline; consider recording a new baseline",
-                INCONCLUSIVE: "beyond the tolerance but not significant even after more samples",
+                INCONCLUSIVE: "undecided at the sampling cap: a regression beyond the budget is not ruled out",
                 MISMATCH: "workload differs from the stored baseline, which this run replaces",
                 REGRESSED: "regressed against the stored baseline, which this run replaces",
             }

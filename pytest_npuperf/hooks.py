@@ -18,7 +18,7 @@ import pytest
 from .devices import DeviceShared, DeviceUnavailable
 from .errors import BaselineError, NpuPerfWarning
 from .flows.session import PerfSession
-from .judge.compare import ACCELERATOR_KINDS
+from .judge.compare import ACCELERATOR_KINDS, budgets_for
 from .judge.outcome import TestOutcome
 from .judge.stats import NO_BASELINE
 from .modes import EAGER
@@ -80,10 +80,11 @@ class NpuPerfRun:
             return header_lines(s, None, unavailable=str(exc))
         facts = dict(kind=device.kind, name=device.name(), profile=device.profile(), model=perf.model_name,
                      timing=device.timing_source, memory=device.memory_source)
-        # On an accelerator: which baselines carry no between-process noise (it sets tolerances).
+        # On an accelerator: which baselines carry no between-process noise (it widens the bounds).
         noise = perf.entries_without_noise() if device.kind in ACCELERATOR_KINDS and not s.save_baseline else (0, 0)
         return header_lines(s, facts, stack=perf.stack, skipped=perf.skipped_devices, without_noise=noise,
-                            calibration=perf.calibration())
+                            calibration=perf.calibration(), budgets=budgets_for(device.time_floor(), s.tolerance_map),
+                            raised_to=device.time_floor())
 
     # -- collection -------------------------------------------------------------------------
     def pytest_collection_finish(self, session: pytest.Session) -> None:

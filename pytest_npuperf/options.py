@@ -25,15 +25,24 @@ OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
      "string"),
     ("max_new_tokens", "npuperf_max_new_tokens", "fixed output length per request (overrides the preset).", "string"),
     ("warmup", "npuperf_warmup", "untimed warm-up generations at the measured shapes. Default 1.", "string"),
-    ("runs", "npuperf_runs", "timed generations per test (>= 5 lets the statistical gate fire). Default 5.", "string"),
-    ("max_runs", "npuperf_max_runs", "cap on runs when a verdict is inconclusive and more samples are taken. Default 10.", "string"),
-    ("alpha", "npuperf_alpha", "significance level of the one-sided Mann-Whitney test. Default 0.05.", "string"),
+    ("runs", "npuperf_runs", "timed runs per test and process before the first verdict. Default 5.", "string"),
+    ("max_runs", "npuperf_max_runs",
+     "cap on runs per process while a verdict is undecided (the count is planned from the measured noise). Default 10.",
+     "string"),
+    ("alpha", "npuperf_alpha",
+     "1 - confidence of the one-sided bounds on each change (0.05: bounds at 95 percent). Default 0.05.", "string"),
+    ("max_processes", "npuperf_max_processes",
+     "cap on fresh processes per test (its own included) while a verdict is undecided, where fresh processes are on "
+     "(--npuperf-confirm; default on npu/cuda). Default 6.", "string"),
+    ("time_cap", "npuperf_time_cap",
+     "cap in seconds on the fresh processes of one undecided test; at a cap the test is INCONCLUSIVE. Default 600.",
+     "string"),
     ("results", "npuperf_results",
      "results JSON of the whole run ('none' to disable). Default: <rootdir>/.npuperf/results.json.", "string"),
     ("threads", "npuperf_threads", "torch CPU threads (torch.set_num_threads). Default: torch's choice.", "string"),
     ("processes", "npuperf_processes",
      "with --npuperf-save-baseline: record in N fresh processes, storing pooled samples and the "
-     "between-process noise of every gated metric. Default 3 on npu/cuda, 1 on cpu.", "string"),
+     "between-process noise of every gated metric. Default 6 on npu/cuda, 1 on cpu.", "string"),
     ("html", "npuperf_html", "write a self-contained offline HTML report (charts included) to PATH.", "string"),
     ("markdown", "npuperf_markdown",
      "write a Markdown summary to PATH. Default: appended to $GITHUB_STEP_SUMMARY when that is set.", "string"),
@@ -66,21 +75,25 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(ini, help_text, type=kind, default=None)
     group.addoption("--npuperf-tolerance", dest="npuperf_tolerance", action="append", default=None,
                     metavar="METRIC=FRACTION",
-                    help="tolerance floor for one metric, e.g. e2e_s=0.05 or tokens_per_s=5%%; repeatable.")
-    parser.addini("npuperf_tolerance", "tolerance floors, one METRIC=FRACTION per line.", type="linelist", default=[])
+                    help="regression budget of one metric, the largest change in the worse direction accepted, "
+                         "e.g. e2e_s=0.05 or tokens_per_s=5%%; repeatable.")
+    parser.addini("npuperf_tolerance", "regression budgets, one METRIC=FRACTION per line.", type="linelist", default=[])
     group.addoption("--npuperf-save-baseline", dest="npuperf_save_baseline", action="store_true", default=False,
                     help="record the results of passing tests as the baseline of this device profile.")
     group.addoption("--npuperf-force", dest="npuperf_force", action="store_true", default=False,
                     help="with --npuperf-save-baseline: also save failing tests, and replace an unreadable "
                          "baseline file (the old one is kept beside it as <file>.corrupt-<time>).")
+    group.addoption("--npuperf-reset-drift", dest="npuperf_reset_drift", action="store_true", default=False,
+                    help="with --npuperf-save-baseline: the saved baselines start a new drift reference, so the "
+                         "drift check no longer adds up the changes recorded before them (a drift the team accepted).")
     group.addoption("--npuperf-strict", dest="npuperf_strict", action="store_true", default=False,
-                    help="fail (instead of skip) the perf tests when the requested device is absent.")
+                    help="fail (instead of skip) the perf tests when the requested device is absent, and fail an "
+                         "INCONCLUSIVE test (undecided at the sampling cap) or a NO_BASELINE that needs attention.")
     group.addoption("--npuperf-confirm", dest="npuperf_confirm", action="store_true", default=None,
-                    help="re-run a regressed test once in a fresh process; it passes only when that process does not regress "
-                         "and the samples of both processes together do not either "
-                         "(default on npu/cuda, off on cpu).")
+                    help="sample an undecided test, or a regression seen in one process, in more fresh processes, "
+                         "judging all their samples together (default on npu/cuda, off on cpu).")
     group.addoption("--npuperf-no-confirm", dest="npuperf_confirm", action="store_false",
-                    help="fail a regressed test without re-running it in a fresh process.")
+                    help="judge each test on its own process's samples only.")
     group.addoption("--npuperf-reason", dest="npuperf_reason", default=None, metavar="TEXT",
                     help="why this baseline is recorded (stored with it), e.g. 'CANN 8.0.0 validated'.")
 
@@ -101,6 +114,7 @@ def raw_settings(config: pytest.Config) -> Dict[str, Tuple[Any, str]]:
     raw["reason"] = (config.getoption("npuperf_reason"), "--npuperf-reason")
     raw["force"] = (config.getoption("npuperf_force"), "--npuperf-force")
     raw["strict"] = (config.getoption("npuperf_strict"), "--npuperf-strict")
+    raw["reset_drift"] = (config.getoption("npuperf_reset_drift"), "--npuperf-reset-drift")
     raw["confirm"] = (config.getoption("npuperf_confirm"), "--npuperf-confirm/--npuperf-no-confirm")
     return raw
 

@@ -112,7 +112,8 @@ def save_baselines(session: PerfSession, not_recorded: Set[str]) -> List[str]:
     lines = []
     for (profile, model), results in groups.items():
         noise = {r.test_id: r.extra["noise_cv"] for r in results if r.extra.get("noise_cv")}
-        path = session.store.save(profile, model, results, reason=session.settings.reason, noise_cv=noise, force=force)
+        path = session.store.save(profile, model, results, reason=session.settings.reason, noise_cv=noise, force=force,
+                                  reset_drift=session.settings.reset_drift)
         lines.append(f"npuperf: saved {len(results)} baseline entries to {path}")
     if skipped:
         lines.append(f"npuperf: {len(skipped)} failing test(s) not saved as baseline (--npuperf-force saves the "

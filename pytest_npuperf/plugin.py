@@ -44,7 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "npu: a Mistral inference performance test (run with -m npu).")
     config.addinivalue_line(
         "markers",
-        "npuperf(tolerance={metric: fraction}, budget={metric: limit}): per-test tolerance floors "
+        "npuperf(tolerance={metric: fraction}, budget={metric: limit}): per-test regression budgets "
         "and absolute budgets on metric medians (upper limit for times and memory, lower for tokens_per_s).",
     )
     if config.getoption("help", False):

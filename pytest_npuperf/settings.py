@@ -35,7 +35,14 @@ MODE_CHOICES = EXECUTION_MODES + ("all",)
 # order of preference); 'auto' takes the first the installed release and the chip support.
 GRAPH_BACKENDS = ("auto", "npugraph_ex", "reduce-overhead", "max-autotune")
 MAX_TOLERANCE = 10.0
-DEFAULT_ACCELERATOR_PROCESSES = 3
+# Fresh processes a baseline is recorded in on an accelerator. The baseline's processes bound
+# what any comparison can resolve (its standard error never falls below noise x sqrt(1 / this));
+# benchmarks/power.py measures what 3 and 6 give.
+DEFAULT_ACCELERATOR_PROCESSES = 6
+# Fresh processes one undecided test may use in a comparison (its own included), and the seconds
+# it may spend in them, on a device where fresh processes are on (see Settings.confirms).
+DEFAULT_MAX_PROCESSES = 6
+DEFAULT_TIME_CAP_S = 600.0
 
 
 class SettingsError(ValueError):
@@ -49,14 +56,16 @@ class Settings:
     baseline_dir: Path = Path("baselines")
     save_baseline: bool = False
     force: bool = False  # save failing tests too; replace an unreadable baseline file (kept aside)
+    reset_drift: bool = False  # with save: the saved baselines start a new drift reference
     strict: bool = False  # a requested device that is absent fails instead of skipping
-    # Re-run a regressed test in a fresh process; it passes (UNCONFIRMED) only when that process
-    # measured the same workload and did not regress, and the pooled samples do not regress either.
-    # None (default): on for accelerators, whose between-process shift the 3% floor does not
-    # cover (benchmarks/false_alarms.py); off on a CPU, whose floor already does.
+    # Sample an undecided test, or a regression seen in one process, in more fresh processes on
+    # the same device, judging the samples of all of them together. None (default): on for
+    # accelerators, whose between-process shift is their largest noise; off on a CPU.
     confirm: Optional[bool] = None
+    max_processes: int = DEFAULT_MAX_PROCESSES  # per test, its own process included
+    time_cap_s: float = DEFAULT_TIME_CAP_S  # per test, for the fresh processes
     # Fresh processes a baseline is recorded in (between-process noise needs >= 2).
-    # None (default): 3 on npu and cuda, 1 on a CPU.
+    # None (default): 6 on npu and cuda, 1 on a CPU.
     processes: Optional[int] = None
     reason: str = ""
     warmup: int = 1
@@ -237,7 +246,7 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
         _int(raw["max_new_tokens"], 2) if given("max_new_tokens") else PRESETS[preset]["max_new_tokens"]
     )
     kwargs["baseline_dir"] = _path(raw["baseline_dir"], rootdir) if given("baseline_dir") else rootdir / "baselines"
-    for flag in ("save_baseline", "force", "strict"):
+    for flag in ("save_baseline", "force", "strict", "reset_drift"):
         kwargs[flag] = bool(raw[flag][0]) if given(flag) else False
     kwargs["confirm"] = raw["confirm"][0] if given("confirm") else None
     kwargs["reason"] = str(raw["reason"][0]).strip() if given("reason") else ""
@@ -273,7 +282,22 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
         kwargs["threads"] = _int(raw["threads"], 1)
     if given("processes"):
         kwargs["processes"] = _int(raw["processes"], 1)
+    if given("max_processes"):
+        kwargs["max_processes"] = _int(raw["max_processes"], 1)
+    if given("time_cap"):
+        kwargs["time_cap_s"] = _seconds(raw["time_cap"])
     return Settings(**kwargs)
+
+
+def _seconds(raw: Raw) -> float:
+    value, source = raw
+    try:
+        number = float(str(value).strip().rstrip("s"))
+    except ValueError:
+        raise SettingsError(f"{source}: expected seconds, e.g. 600 or 600s, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise SettingsError(f"{source}: must be a positive number of seconds, got {value!r}")
+    return number
 
 
 def for_device(settings: Settings, device_kind: Optional[str]) -> Settings:

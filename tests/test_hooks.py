@@ -20,7 +20,7 @@ def test_the_header_names_accelerator_baselines_without_noise(tmp_path, monkeypa
     monkeypatch.setattr(run.perf, "calibration", lambda: dict(synthetic.CALIBRATION))
 
     def device(kind, profile):
-        return SimpleNamespace(kind=kind, profile=lambda: profile, name=lambda: profile, timing_source="t",
+        return SimpleNamespace(kind=kind, profile=lambda: profile, name=lambda: profile, timing_source="t", time_floor=lambda: None,
                                memory_source="m")
 
     monkeypatch.setattr(run.perf, "device", lambda: device("npu", "npu-Ascend910B4"))

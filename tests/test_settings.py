@@ -95,9 +95,9 @@ def test_confirmation_is_on_by_default_for_accelerators_only(tmp_path):
     assert on.confirms("cpu")
 
 
-def test_processes_default_to_three_on_accelerators_and_one_on_a_cpu(npt, tmp_path):
+def test_processes_default_to_six_on_accelerators_and_one_on_a_cpu(npt, tmp_path):
     default = build_settings({}, tmp_path)
-    assert default.processes_for("npu") == default.processes_for("cuda") == 3 and default.processes_for("cpu") == 1
+    assert default.processes_for("npu") == default.processes_for("cuda") == 6 and default.processes_for("cpu") == 1
     assert build_settings({"processes": ("5", "--npuperf-processes")}, tmp_path).processes_for("cpu") == 5
     npt.fake()
     bad = npt.run("--npuperf-processes", "0")
@@ -253,3 +253,16 @@ def test_a_bad_marker_argument_names_the_marker_and_the_accepted_values(kwargs, 
     with pytest.raises(SettingsError) as info:
         marker_overrides(kwargs, "here")
     assert str(info.value) == message
+
+
+def test_sampling_caps_have_defaults_and_refuse_bad_values(tmp_path):
+    default = build_settings({}, tmp_path)
+    assert default.max_processes == 6 and default.time_cap_s == 600.0
+    given = build_settings({"max_processes": ("3", "--npuperf-max-processes"),
+                            "time_cap": ("90s", "--npuperf-time-cap")}, tmp_path)
+    assert given.max_processes == 3 and given.time_cap_s == 90.0
+    with pytest.raises(SettingsError, match="--npuperf-max-processes: must be >= 1, got 0"):
+        build_settings({"max_processes": ("0", "--npuperf-max-processes")}, tmp_path)
+    for bad in ("-5", "inf", "soon"):
+        with pytest.raises(SettingsError, match="--npuperf-time-cap: "):
+            build_settings({"time_cap": (bad, "--npuperf-time-cap")}, tmp_path)

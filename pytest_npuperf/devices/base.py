@@ -54,7 +54,7 @@ class Device(Protocol):
         ...
 
     def time_floor(self) -> Optional[float]:
-        """A larger tolerance floor for timing metrics on a noisy profile (None: defaults)."""
+        """A larger regression budget for timing metrics on a profile that is only a pipeline check (None: the defaults)."""
         ...
 
 

@@ -15,9 +15,9 @@ from .base import profile_name
 # median ratio of 1.60 for e2e (1.68 for TTFT) over 5 processes, and a fresh-clone CI run saw its
 # compare pass slow down by up to 2.05x against the record pass of the same job (neighbours on the
 # host); operators and model steps of the tiny model (20-60 microseconds per call, looped to
-# 5 ms per sample) moved by up to 2.5x between an A/A pair of fresh processes. The practical gate
-# must not fire on that, so on a CPU every timing metric fails only at 4x unless a baseline
-# carries its own measured noise: here the suite exercises the pipeline.
+# 5 ms per sample) moved by up to 2.5x between an A/A pair of fresh processes. A gate must not
+# fire on that, so on a CPU every timing budget is raised to 300% (the run header says so): here
+# the suite exercises the pipeline; it is no performance gate.
 CPU_TIME_FLOOR = 3.0
 
 

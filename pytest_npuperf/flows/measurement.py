@@ -7,15 +7,15 @@ out-of-memory failures on the outcome, builds the Result and judges it against t
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Callable, Dict, List, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping
 
 from ..errors import BaselineError, MeasurementError
 from ..judge.budgets import check_budgets
-from ..judge.compare import Comparison, compare, floors_for
+from ..judge.compare import Comparison, budgets_for, compare
+from ..judge.gate import Caps
 from ..judge.outcome import TestOutcome
 from ..judge.result import Result, Sample, Workload
-from ..judge.stats import INCONCLUSIVE
+from ..judge.sampling import runs_to_add
 from ..model.loader import LoadedModel, ModelError
 from ..model.quant import QuantizationError
 from ..precision import Precision
@@ -35,18 +35,21 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
-def floors(session: PerfSession, tolerances: Mapping[str, float]) -> Tuple[Dict[str, float], Dict[str, float]]:
-    """Tolerance floors with the device profile's allowance, and without it (for measured noise)."""
-    overrides = {**session.settings.tolerance_map, **tolerances}
-    return floors_for(session.device().time_floor(), overrides), floors_for(None, overrides)
+def regression_budgets(session: PerfSession, tolerances: Mapping[str, float]) -> Dict[str, float]:
+    """The regression budget per metric: defaults, the device profile's, the user's and the test's."""
+    return budgets_for(session.device().time_floor(), {**session.settings.tolerance_map, **tolerances})
 
 
-def compare_pooled(session: PerfSession, result: Result, more: List[Sample],
-                   tolerances: Mapping[str, float]) -> Comparison:
-    """The samples of ``result`` and ``more`` (a confirmation process) judged together."""
-    pooled = replace(result, samples=list(result.samples) + list(more))
-    strict, calibrated = floors(session, tolerances)
-    return compare(pooled, session.baseline_entry(result.test_id), strict, session.settings.alpha, calibrated)
+def caps(session: PerfSession) -> Caps:
+    """How far one test may sample: runs per process, and processes where fresh ones are on."""
+    s = session.settings
+    return Caps(s.max_runs, s.max_processes if s.confirms(session.device().kind) else 1)
+
+
+def judge_again(session: PerfSession, result: Result, tolerances: Mapping[str, float]) -> Comparison:
+    """``result`` (the samples of every process it holds) judged against its baseline."""
+    return compare(result, session.baseline_entry(result.test_id), regression_budgets(session, tolerances),
+                   session.settings.alpha, session.run_noise(), caps(session))
 
 
 class TestRun:
@@ -109,7 +112,9 @@ class TestRun:
         tolerances: Mapping[str, float],
         budgets: Mapping[str, float],
     ) -> TestOutcome:
-        """Compare with the baseline (resampling once when inconclusive) and check budgets."""
+        """Compare with the baseline, taking the runs an undecided verdict needs, and check the
+        absolute budgets. The comparison may stay UNDECIDED: the fixture then samples fresh
+        processes, or makes it final (INCONCLUSIVE)."""
         s = self.session.settings
         outcome = self.outcome
         outcome.result = result
@@ -121,12 +126,15 @@ class TestRun:
                 outcome.error = str(exc)
                 raise
             entry = None  # recording anew; the save itself refuses the broken file unless forced
-        strict, calibrated = floors(self.session, tolerances)
-        comparison = compare(result, entry, strict, s.alpha, calibrated)
-        if comparison.status == INCONCLUSIVE and len(result.samples) < s.max_runs:
-            # Only the practical gate fired: take more samples, decide once more at alpha/2.
-            result.samples += self.samples(lambda: None, measure, s.max_runs - len(result.samples))
-            comparison = compare(result, entry, strict, s.alpha / 2, calibrated)
+        comparison = compare(result, entry, regression_budgets(self.session, tolerances), s.alpha, self.session.run_noise(),
+                             caps(self.session))
+        more = runs_to_add(comparison, len(result.samples), s.max_runs)
+        if more:
+            # The noise inside this process is what keeps it undecided: take the runs the power
+            # calculation asks for (at most --npuperf-max-runs in all) and decide once more.
+            result.samples += self.samples(lambda: None, measure, more)
+            comparison = compare(result, entry, regression_budgets(self.session, tolerances), s.alpha,
+                                 self.session.run_noise(), caps(self.session))
             result.extra["resampled_to"] = len(result.samples)
         outcome.comparison = comparison
         outcome.budget_failures = check_budgets(result, budgets)

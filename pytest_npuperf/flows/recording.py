@@ -3,7 +3,8 @@
 The process that runs pytest is the first; N - 1 more run the same tests, one after another, on
 the same device, each a fresh process. Per test, the samples of all processes are pooled and the
 CV of the per-process medians of every gated metric is stored as the baseline's noise
-(``noise_cv``), which then sets the tolerance (3 x CV) of later comparisons.
+(``noise_cv``). Each sample keeps the index of the process that took it: later comparisons
+estimate the noise between processes from them (it widens the bounds, never the budget).
 
 Fails closed: a test that did not pass with results in every process is not recorded.
 """

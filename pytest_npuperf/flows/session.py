@@ -17,6 +17,8 @@ from ..devices import calibration as calibration_mod
 from ..devices.graph_backend import select_backend
 from ..devices.npu_int8 import require_int8_on_npu
 from ..errors import BaselineError, first_line
+from ..judge.gate import NoisePrior
+from ..judge.noise import run_noise
 from ..judge.outcome import TestOutcome
 from ..judge.roofline import health_problems
 from ..model.loader import LoadedModel, default_model, free_model, load_model
@@ -47,6 +49,7 @@ class PerfSession:
         self._warm_compilers: set = set()  # graph backends whose one-time start-up this process paid
         self._calibration: Optional[Dict[str, Any]] = None
         self._baselines: Dict[Tuple[str, str], Union[Dict[str, BaselineEntry], BaselineError]] = {}
+        self._run_noise: Dict[Tuple[str, str], Dict[str, NoisePrior]] = {}
 
     # -- device ---------------------------------------------------------------------------
     def device(self) -> Device:
@@ -169,6 +172,17 @@ class PerfSession:
             return self.baseline_entry(test_id) is not None
         except (BaselineError, DeviceUnavailable, DeviceShared):
             return False
+
+    def run_noise(self) -> Dict[str, NoisePrior]:
+        """Between-process noise per timing metric pooled over this profile's stored baselines
+        (empty when the file cannot be read, holds none, or was recorded in one process)."""
+        entries = self.profile_entries()
+        if isinstance(entries, BaselineError) or not entries:
+            return {}
+        key = (self.device().profile(), self.model_name)
+        if key not in self._run_noise:
+            self._run_noise[key] = run_noise(entries.values())
+        return self._run_noise[key]
 
     def entries_without_noise(self) -> Tuple[int, int]:
         """(entries of this profile that carry no between-process noise, all entries); (0, 0) when

@@ -1,4 +1,4 @@
-"""The metrics the suite measures, with their direction, unit and default tolerance floor.
+"""The metrics the suite measures, with their direction, unit and default regression budget.
 
 The formulas live in docs/measurement.md#metrics; the names carry their unit so that nobody mistakes a batch
 time for a per-request time or seconds for milliseconds.
@@ -16,15 +16,17 @@ MIB = 1024 * 1024
 class Metric:
     """One measured quantity.
 
-    ``floor`` is the smallest relative tolerance of the practical gate; ``abs_floor`` (memory
-    only) is an absolute slack in the metric's unit. ``statistical`` says whether the
-    Mann-Whitney gate applies (memory is deterministic enough that it does not).
+    ``budget`` is the default regression budget, the largest relative change in the worse
+    direction a team accepts; ``abs_floor`` (memory and compile time) is an absolute slack in the
+    metric's unit under which no change counts. ``statistical`` says whether the metric is noisy
+    and judged with confidence bounds over processes (timing); the others are deterministic
+    enough to compare their medians directly (memory, graph counts, fidelity).
     """
 
     name: str
     unit: str
     higher_is_better: bool
-    floor: float
+    budget: float
     gated: bool = True
     statistical: bool = True
     abs_floor: float = 0.0
@@ -43,12 +45,12 @@ class Metric:
             return baseline / current if current > 0 else float("inf")
         return current / baseline if baseline > 0 else float("inf")
 
-    def tolerance(self, floor: float, baseline_median: float, noise_cv: float) -> float:
-        """tau = max(floor, 3 * noise CV), plus the absolute slack expressed as a fraction."""
-        tau = max(floor, 3.0 * noise_cv)
+    def budget_for(self, budget: float, baseline_median: float) -> float:
+        """The relative budget in force: ``budget``, or the absolute slack as a fraction of the
+        baseline where that is larger. Noise never widens it."""
         if self.abs_floor and baseline_median > 0:
-            tau = max(tau, self.abs_floor / baseline_median)
-        return tau
+            return max(budget, self.abs_floor / baseline_median)
+        return budget
 
 
 _METRICS: Tuple[Metric, ...] = (
@@ -96,7 +98,7 @@ _METRICS: Tuple[Metric, ...] = (
 
 METRICS: Dict[str, Metric] = {m.name: m for m in _METRICS}
 
-# Timing metrics: the ones whose floor a noisy device profile may need to raise.
+# Timing metrics: the ones whose budget a device profile may raise (the CPU: a pipeline check).
 TIME_METRICS = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "time_s", "serving_ttft_p50_s",
                 "serving_tpot_p50_s", "serving_tokens_per_s", "goodput_rps", "compile_s")
 

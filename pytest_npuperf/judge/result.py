@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import codec
@@ -121,6 +121,9 @@ class Sample:
     fidelity_cosine: Optional[float] = None
     fidelity_greedy_agreement: Optional[float] = None  # real weights only
     fidelity_length_ratio: Optional[float] = None
+    # Which fresh process took this sample (0, 1, ...): the samples of one process share its shift
+    # (clocks, placement, neighbours), so the process, not the sample, is the unit of noise.
+    process: int = 0
 
     @property
     def itl_s(self) -> List[float]:
@@ -155,9 +158,31 @@ class Result:
         out = [s.metric(metric) for s in self.samples]
         return [v for v in out if v is not None]
 
+    def values_by_process(self, metric: str) -> List[List[float]]:
+        return values_by_process(self.samples, metric)
+
+    def processes(self) -> int:
+        return len({s.process for s in self.samples})
+
     def to_dict(self) -> Dict[str, Any]:
         return codec.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Result":
         return codec.from_dict(cls, data)
+
+
+def values_by_process(samples: Sequence[Sample], metric: str) -> List[List[float]]:
+    """The values of ``metric``, one list per process tag, in tag order (processes without a value
+    left out)."""
+    groups: Dict[int, List[float]] = {}
+    for sample in samples:
+        value = sample.metric(metric)
+        if value is not None:
+            groups.setdefault(sample.process, []).append(value)
+    return [groups[k] for k in sorted(groups)]
+
+
+def tag_process(samples: Sequence[Sample], process: int) -> List[Sample]:
+    """Copies of ``samples`` taken by process ``process``."""
+    return [replace(s, process=process) for s in samples]

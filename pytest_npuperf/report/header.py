@@ -12,6 +12,11 @@ from ..judge.roofline import known_peak
 HEADER_STACK_KEYS = ("torch", "torch_npu", "transformers", "cann_version", "driver_version", "python", "torch_threads")
 
 
+# The budgets the header names (every metric's is in the results JSON, verdict by verdict).
+BUDGET_HEADLINE = ("e2e_s", "ttft_s", "tpot_s", "tokens_per_s", "time_s", "peak_reserved_bytes",
+                   "serving_ttft_p50_s", "serving_tokens_per_s")
+
+
 def header_lines(
     settings: Any,
     device: Optional[Mapping[str, str]],
@@ -20,6 +25,8 @@ def header_lines(
     skipped: Sequence[str] = (),
     without_noise: Tuple[int, int] = (0, 0),
     calibration: Optional[Mapping[str, Any]] = None,
+    budgets: Optional[Mapping[str, float]] = None,
+    raised_to: Optional[float] = None,
 ) -> List[str]:
     """The header of a run. ``device``: kind, name, profile, model, timing and memory source (None
     when the device is unavailable, ``unavailable`` saying why); ``without_noise``: baseline
@@ -40,11 +47,16 @@ def header_lines(
     lines.append("npuperf stack: " + ", ".join(
         f"{k}={st.get(k) if st.get(k) is not None else 'unknown'}" for k in HEADER_STACK_KEYS))
     lines += [f"npuperf: not using {reason}" for reason in skipped]
+    if budgets:
+        shown = ", ".join(f"{name} {budgets[name] * 100:g}%" for name in BUDGET_HEADLINE if name in budgets)
+        lines.append(f"npuperf budgets (largest accepted change): {shown}; bounds at {1 - s.alpha:.0%}"
+                     + (f"; timing budgets raised to at least {raised_to * 100:g}% by the {device['kind']} profile, "
+                        "a pipeline check, not a performance gate" if raised_to else ""))
     missing, total = without_noise
     if missing:
         lines.append(f"npuperf: {missing} of {total} baseline entries of {device['profile']} carry no "
-                     "between-process noise, so their tolerances come from in-process noise only; record them again "
-                     "with --npuperf-save-baseline (3 fresh processes by default)")
+                     "between-process noise, so their bounds count in-process noise only; record them again "
+                     "with --npuperf-save-baseline (6 fresh processes by default on npu and cuda)")
     return lines + (calibration_lines(device["name"], calibration) if calibration is not None else [])
 
 

@@ -35,7 +35,7 @@ SUMMARY_METRICS = (
     "serving_ttft_p50_s", "serving_tpot_p50_s", "serving_tokens_per_s", "goodput_rps",
     "compile_s", "graph_compiles",
 )
-_COLUMNS = ("test", "metric", "median", "spread", "baseline", "change", "tol", "p", "verdict")
+_COLUMNS = ("test", "metric", "median", "spread", "baseline", "change", "worse: bounds", "budget", "verdict")
 
 KINDS = ("generation", "steps", "operators", "serving")
 # Verdicts that need nobody's attention; every other one (and a failed test) is listed first,
@@ -293,8 +293,19 @@ def _status_of(test: Test, name: str) -> str:
     return status
 
 
+def bounds_cell(v: Optional[Mapping[str, Any]]) -> str:
+    """'[-0.8%, +2.1%]': the one-sided bounds of the worse-direction change (deterministic
+    metrics: their change alone)."""
+    if not v or v.get("high") is None or v.get("low") is None:
+        return "-"
+    if v.get("level") is None:
+        return f"{v['high'] * 100:+.1f}%"
+    return f"[{v['low'] * 100:+.1f}%, {v['high'] * 100:+.1f}%]"
+
+
 def metric_rows(test: Test) -> List[List[str]]:
-    """[metric, median, spread, baseline, change, tol, p, verdict] per measured metric of a test."""
+    """[metric, median, spread, baseline, change, worse-direction bounds, budget, verdict] per
+    measured metric of a test."""
     rows = []
     for name in SUMMARY_METRICS:
         values = sample_values(test, name)
@@ -307,9 +318,9 @@ def metric_rows(test: Test) -> List[List[str]]:
             f"±{robust_cv(values) * 100:.1f}%",
             format_value(metric, v["baseline_median"]) if v else "-",
             change_text(v["change"]) if v and v.get("change") is not None else "-",
-            (f"{v['tolerance'] * 100:.0f}%" + (" (no process noise)" if NO_PROCESS_NOISE in v.get("note", "") else ""))
-            if v and v.get("tolerance") is not None else "-",
-            f"{v['p_value']:.3f}" if v and v.get("p_value") is not None else "-",
+            bounds_cell(v),
+            (f"{v['budget'] * 100:.1f}%" + (" (no process noise)" if NO_PROCESS_NOISE in v.get("note", "") else ""))
+            if v and v.get("budget") is not None else "-",
             _status_of(test, name),
         ])
     return rows

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..errors import BaselineError
+from ..judge.drift import RESET_KEY
 from ..judge.metrics import METRICS
-from ..judge.result import Result, Sample, Workload
+from ..judge.result import Result, Sample, Workload, values_by_process
 from ..stack.changes import STACK_KEYS
 from .files import atomic_write_json, locked, safe_component
 
@@ -50,6 +51,7 @@ class BaselineEntry:
         # Between-process noise per metric (relative CV), when it was measured.
         # Earlier baselines of this test, oldest first: {recorded_at, reason, stack, medians, ...}.
         self.history: List[Dict[str, Any]] = [h for h in data.get("history", []) if isinstance(h, dict)]
+        self.drift_reset = bool(data.get(RESET_KEY))
         self.noise_cv: Dict[str, float] = {
             k: float(v) for k, v in dict(data.get("noise_cv", {})).items()
         }
@@ -57,6 +59,9 @@ class BaselineEntry:
     def values(self, metric: str) -> List[float]:
         out = [s.metric(metric) for s in self.samples]
         return [v for v in out if v is not None]
+
+    def values_by_process(self, metric: str) -> List[List[float]]:
+        return values_by_process(self.samples, metric)
 
 
 class BaselineStore:
@@ -114,6 +119,7 @@ class BaselineStore:
         noise_cv: Optional[Mapping[str, Mapping[str, float]]] = None,
         lock_timeout_s: float = 60.0,
         force: bool = False,
+        reset_drift: bool = False,
     ) -> Path:
         """Merge ``results`` into the profile's file; other entries stay as they are.
 
@@ -156,6 +162,10 @@ class BaselineStore:
                 )
                 if "calibration" in result.extra:
                     entry["calibration"] = result.extra["calibration"]
+                if reset_drift:
+                    entry[RESET_KEY] = True  # the drift check starts here (a drift the team accepted)
+                else:
+                    entry.pop(RESET_KEY, None)
                 if noise_cv and result.test_id in noise_cv:
                     entry["noise_cv"] = dict(noise_cv[result.test_id])
                 else:
@@ -187,4 +197,5 @@ def history_item(entry: Mapping[str, Any]) -> Dict[str, Any]:
         "workload": entry.get("workload", {}),
         "medians": medians,
         "n": n,
+        **({RESET_KEY: True} if entry.get(RESET_KEY) else {}),
     }

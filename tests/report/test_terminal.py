@@ -99,8 +99,8 @@ def test_summary_lists_what_needs_attention_first_then_kinds_then_the_study_matr
         "npuperf: 8 tests on cpu (Fake Accelerator), model tiny, preset quick (the default on a CPU; "
         "the full study: --npuperf-preset full): * need attention",
         "REGRESSED bf16-bs8-en_qa (generation): test_perf.py::test_generate[bf16-bs8-en_qa]",
-        "    metric * median * spread * baseline * change * tol * p * verdict",
-        "    e2e_s * *ms * ±*% * *ms * +??.?% * 3% * 0.004 * REGRESSED",
+        "    metric * median * spread * baseline * change * worse: bounds * budget * verdict",
+        "    e2e_s * *ms * ±*% * *ms * +??.?% * ?+*%, +*%? * 3.0% * REGRESSED",
         "    stack changes since the baseline: env TASK_QUEUE_ENABLE unknown -> 2",
         "verdicts: REGRESSED 1, *OK *",
         "generation: 8 tests: REGRESSED 1, *OK *",
@@ -128,7 +128,7 @@ def test_full_summary_has_every_metric_row(npt, option):
         "verdicts: NO_BASELINE 8",
         "generation: 8 tests: NO_BASELINE 8",
         "generation zh_qa: *",
-        "test * metric * median * spread * baseline * change * tol * p * verdict",
+        "test * metric * median * spread * baseline * change * worse: bounds * budget * verdict",
         "fp16-bs1-zh_qa * e2e_s * *ms * ±*% * - * - * - * - * NO_BASELINE",
     ])
 
@@ -227,12 +227,13 @@ def _generation(sid, precision, batch_size, e2e_s, comparison):
 
 def _small_run():
     """Two generation tests (one OK, one REGRESSED in e2e and tokens/s) and an operator that errored."""
-    ok = Comparison("OK", [Verdict("e2e_s", "OK", current_median=0.2, baseline_median=0.2, change=0.0, tolerance=0.03,
-                                   p_value=0.5)])
+    ok = Comparison("OK", [Verdict("e2e_s", "OK", current_median=0.2, baseline_median=0.2, change=0.0, budget=0.03,
+                                   worse_change=0.0, low=-0.01, high=0.012, level=0.95)])
     regressed = Comparison("REGRESSED", [
-        Verdict("e2e_s", "REGRESSED", current_median=0.5, baseline_median=0.4, change=0.25, tolerance=0.03, p_value=0.004),
-        Verdict("tokens_per_s", "REGRESSED", current_median=256.0, baseline_median=320.0, change=-0.2, tolerance=0.03,
-                p_value=0.004),
+        Verdict("e2e_s", "REGRESSED", current_median=0.5, baseline_median=0.4, change=0.25, budget=0.03,
+                worse_change=0.25, low=0.2, high=0.3, level=0.95),
+        Verdict("tokens_per_s", "REGRESSED", current_median=256.0, baseline_median=320.0, change=-0.2, budget=0.03,
+                worse_change=0.25, low=0.2, high=0.3, level=0.95),
     ], stack_changes=["torch 2.12.0 -> 2.13.0"])
     outcomes = [_generation("fp16-bs1-zh_qa", "fp16", 1, 0.2, ok), _generation("fp16-bs8-zh_qa", "fp16", 8, 0.5, regressed),
                 TestOutcome("perf_tests/test_ops.py::test_op[bf16-q_proj-m8]", error="out of memory on cpu (x86)")]
@@ -245,9 +246,9 @@ def test_terminal_summary_of_a_small_run():
         "npuperf: 3 tests on cpu (x86), model tiny, preset quick (the default on a CPU; the full study: "
         "--npuperf-preset full): 2 need attention",
         "REGRESSED fp16-bs8-zh_qa (generation): perf_tests/test_generation.py::test_generate[fp16-bs8-zh_qa]",
-        "    metric          median  spread  baseline  change  tol      p    verdict",
-        "    e2e_s         500.00ms   ±0.0%  400.00ms  +25.0%   3%  0.004  REGRESSED",
-        "    tokens_per_s    256.00   ±0.0%    320.00  -20.0%   3%  0.004  REGRESSED",
+        "    metric          median  spread  baseline  change     worse: bounds  budget    verdict",
+        "    e2e_s         500.00ms   ±0.0%  400.00ms  +25.0%  [+20.0%, +30.0%]    3.0%  REGRESSED",
+        "    tokens_per_s    256.00   ±0.0%    320.00  -20.0%  [+20.0%, +30.0%]    3.0%  REGRESSED",
         "    stack changes since the baseline: torch 2.12.0 -> 2.13.0",
         "ERROR bf16-q_proj-m8 (operators): perf_tests/test_ops.py::test_op[bf16-q_proj-m8]",
         "    out of memory on cpu (x86)",
@@ -266,12 +267,12 @@ def test_the_full_summary_adds_every_metric_row_of_every_test():
     full = terminal_summary(_small_run(), "full")
     assert full[:len(attention)] == attention
     assert full[len(attention):] == [
-        "test            metric          median  spread  baseline  change  tol      p    verdict",
-        "fp16-bs1-zh_qa  e2e_s         200.00ms   ±0.0%  200.00ms   +0.0%   3%  0.500         OK",
-        "                tokens_per_s     80.00   ±0.0%         -       -    -      -         OK",
-        "fp16-bs8-zh_qa  e2e_s         500.00ms   ±0.0%  400.00ms  +25.0%   3%  0.004  REGRESSED",
-        "                tokens_per_s    256.00   ±0.0%    320.00  -20.0%   3%  0.004  REGRESSED",
-        "bf16-q_proj-m8  -                    -       -         -       -    -      -      ERROR",
+        "test            metric          median  spread  baseline  change     worse: bounds  budget    verdict",
+        "fp16-bs1-zh_qa  e2e_s         200.00ms   ±0.0%  200.00ms   +0.0%    [-1.0%, +1.2%]    3.0%         OK",
+        "                tokens_per_s     80.00   ±0.0%         -       -                 -       -         OK",
+        "fp16-bs8-zh_qa  e2e_s         500.00ms   ±0.0%  400.00ms  +25.0%  [+20.0%, +30.0%]    3.0%  REGRESSED",
+        "                tokens_per_s    256.00   ±0.0%    320.00  -20.0%  [+20.0%, +30.0%]    3.0%  REGRESSED",
+        "bf16-q_proj-m8  -                    -       -         -       -                 -       -      ERROR",
         "bf16-q_proj-m8: out of memory on cpu (x86)",
     ]
 
