@@ -179,36 +179,47 @@ class NpuPerf:
         assert outcome.result is not None and outcome.comparison is not None
         result, comparison = outcome.result, outcome.comparison
         session, s = self._session, self._session.settings
-        first = comparison.status
+        first, first_comparison = comparison.status, comparison
         cap = caps(session).processes
-        started, slowest, why = time.monotonic(), 0.0, ""
+        started, slowest, why, child_failed = time.monotonic(), 0.0, "", False
         children: List[Dict[str, Any]] = []
-        while True:
-            processes = result.processes()
-            fresh = bool(self._confirm_command) and s.confirms(session.device().kind) and not in_confirmation_child()
-            left = s.time_cap_s - (time.monotonic() - started)
-            step = next_step(comparison, first, processes, cap, fresh, left, slowest)
-            if step.action != NEW_PROCESS:
-                why = step.why
-                break
-            session.release_device()  # the child gets the device's memory
-            began = time.monotonic()
-            child = run_child(self._confirm_command or [], self.test_id, self._rootdir or Path.cwd(), s.worker_index,
-                              result.workload, timeout_s=left)
-            slowest = max(slowest, time.monotonic() - began)
-            children.append({"outcome": child.outcome, "samples": len(child.samples), "exit_code": child.exit_code})
-            if not child.usable:
-                why = child.account()
-                break
-            result.samples += tag_process(child.samples, processes)
-            comparison = judge_again(session, result, self._tolerances)
+        try:
+            while True:
+                processes = result.processes()
+                fresh = bool(self._confirm_command) and s.confirms(session.device().kind) and not in_confirmation_child()
+                left = s.time_cap_s - (time.monotonic() - started)
+                step = next_step(comparison, first, processes, cap, fresh, left, slowest)
+                if step.action != NEW_PROCESS:
+                    why = step.why
+                    break
+                session.release_device()  # the child gets the device's memory
+                began = time.monotonic()
+                child = run_child(self._confirm_command or [], self.test_id, self._rootdir or Path.cwd(),
+                                  s.worker_index, result.workload, timeout_s=left)
+                slowest = max(slowest, time.monotonic() - began)
+                children.append({"outcome": child.outcome, "samples": len(child.samples), "exit_code": child.exit_code})
+                if not child.usable:
+                    why, child_failed = child.account(), True
+                    break
+                result.samples += tag_process(child.samples, processes)
+                comparison = outcome.comparison = judge_again(session, result, self._tolerances)
+        except BaseException as exc:
+            finalize(comparison, f"sampling stopped by {type(exc).__name__}: {exc}")  # never UNDECIDED
+            raise
         finalize(comparison, why or "no more samples")
+        pooled = comparison.status
+        if child_failed and first == REGRESSED and pooled != REGRESSED:
+            # Fail closed: a check that could not run does not take a regression back.
+            comparison = first_comparison
+        comparison.profile = comparison.profile or first_comparison.profile
         if children:
             result.extra["fresh_processes"] = children
             comparison.confirmation = (
                 f"{len(children)} fresh process(es) ({', '.join(c['outcome'] for c in children)}); "
-                f"the samples of {result.processes()} processes against the baseline: {comparison.status}"
-                + (f"; stopped: {why}" if why else ""))
+                f"the samples of {result.processes()} processes against the baseline: {pooled}"
+                + (f"; stopped: {why}" if why else "")
+                + ("; the first process's regression stands" if comparison is first_comparison and pooled != REGRESSED
+                   else ""))
         elif why and first == REGRESSED:
             comparison.confirmation = f"not checked in a fresh process: {why}"
         if first == REGRESSED and comparison.status in (OK, DRIFT, IMPROVED):

@@ -110,7 +110,9 @@ def judge_metric(
         n_current=len(cur_all), n_baseline=len(base_all),
         processes=len([g for g in current if g]), baseline_processes=len([g for g in baseline if g]),
     )
-    if not metric.statistical or cur_med <= 0 or base_med <= 0:
+    if not metric.statistical or min(cur_all) <= 0 or min(base_all) <= 0:
+        # Deterministic, or a count that reached zero in some run (goodput when no request met
+        # its SLO): no log scale, the medians are compared.
         worse = _worse_change(metric, cur_med, base_med)
         verdict.worse_change = verdict.low = verdict.high = worse
         verdict.status = (REGRESSED if worse > in_force else
@@ -131,6 +133,8 @@ def judge_metric(
 
 def _worse_change(metric: Metric, current: float, baseline: float) -> float:
     """The relative change in the worse direction (+0.05: 5% worse), from the medians."""
+    if current == baseline:
+        return 0.0
     if metric.higher_is_better:
         return baseline / current - 1.0 if current > 0 else math.inf
     if baseline > 0:
@@ -182,8 +186,8 @@ def add_drift(metric: Metric, verdict: Verdict, entry: StoredBaseline) -> None:
     bound is beyond the budget, naming the steps that added up."""
     if verdict.worse_change is None or verdict.low is None or verdict.high is None or verdict.budget is None:
         return
-    if verdict.baseline_median is None:
-        return
+    if verdict.baseline_median is None or not (metric.statistical or metric.unit == "B"):
+        return  # timing and memory only: counts and fidelity scores have no drift to add up
     items = chain(entry.history, entry.workload, entry.drift_reset)
     found = drift(metric, items, verdict.baseline_median, entry.recorded_at,
                   (verdict.worse_change, verdict.low, verdict.high)) if items else None

@@ -88,6 +88,8 @@ def drift(
         total += step
         steps.append((f"baseline of {when or 'an unknown date'}", math.expm1(step)))
     change, low, high = today
+    if min(change, low, high) <= -1:
+        return None  # a value that fell to zero: no ratio to add up
     steps.append(("now", change))
     return Drift(since=medians[0][0], change=math.expm1(total + math.log1p(change)),
                  low=math.expm1(total + math.log1p(low)), high=math.expm1(total + math.log1p(high)),

@@ -102,6 +102,8 @@ def median_variance(logs: Sequence[float]) -> float:
         return 0.0
     m = statistics.median(logs)
     sd = 1.4826 * statistics.median(abs(x - m) for x in logs)
+    if sd == 0:
+        sd = statistics.stdev(logs)  # half the values tie (a coarse timer): the plain spread
     return math.pi / 2 * sd * sd / len(logs)
 
 

@@ -50,7 +50,7 @@ def header_lines(
     if budgets:
         shown = ", ".join(f"{name} {budgets[name] * 100:g}%" for name in BUDGET_HEADLINE if name in budgets)
         lines.append(f"npuperf budgets (largest accepted change): {shown}; bounds at {1 - s.alpha:.0%}"
-                     + (f"; timing budgets raised to at least {raised_to * 100:g}% by the {device['kind']} profile, "
+                     + (f"; timing budgets raised to {raised_to * 100:g}% by the {device['kind']} profile (where not set explicitly), "
                         "a pipeline check, not a performance gate" if raised_to else ""))
     missing, total = without_noise
     if missing:

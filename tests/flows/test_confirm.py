@@ -17,6 +17,7 @@ from pytest_npuperf.judge.compare import budgets_for, compare
 from pytest_npuperf.judge.gate import Caps
 from pytest_npuperf.judge.outcome import TestOutcome
 from pytest_npuperf.judge.result import tag_process
+from pytest_npuperf.judge.sampling import DECIDED, NEW_PROCESS, Step
 from pytest_npuperf.judge.stats import INCONCLUSIVE, OK, REGRESSED, UNDECIDED
 from pytest_npuperf.settings import Settings
 from pytest_npuperf.store.baselines import BaselineEntry
@@ -297,3 +298,31 @@ def test_junit_gets_the_verdict_after_confirmation(npt):
     result.assert_outcomes(passed=1, deselected=7)
     properties = dict(re.findall(r'<property name="([^"]+)" value="([^"]*)"', (npt.path / "junit.xml").read_text()))
     assert properties["npuperf_verdict"] == INCONCLUSIVE
+
+
+def test_a_regression_stands_when_a_later_fresh_process_fails(monkeypatch):
+    # Process 1 regressed, process 2 made it undecided, process 3 crashed: the check could not
+    # finish, so the regression is not taken back (it would otherwise end INCONCLUSIVE, a pass).
+    parent = _e2e([1.30, 1.31, 1.29, 1.30, 1.31])
+    runs = iter([ChildRun(OK, samples=_e2e([1.001, 0.999, 1.0, 1.002, 0.998]).samples),
+                 ChildRun("CRASHED", detail="exit -11", tail=["Segmentation fault"])])
+    perf, outcome, _ = _judge_with_child(monkeypatch, parent, None, _e2e(BASELINE))
+    monkeypatch.setattr(fixture_mod, "run_child", lambda *a, **k: next(runs))
+    monkeypatch.setattr(fixture_mod, "next_step", lambda c, first, n, *a: Step(NEW_PROCESS) if n < 3 else Step(DECIDED))
+    with pytest.raises(pytest.fail.Exception, match="the first process's regression stands"):
+        perf._judge(outcome)
+    assert outcome.comparison.status == REGRESSED
+
+
+def test_an_error_while_sampling_leaves_no_undecided_verdict(monkeypatch):
+    parent = _e2e([1.30, 1.31, 1.29, 1.30, 1.31])
+    child = _e2e([1.001, 0.999, 1.0, 1.002, 0.998])
+    perf, outcome, _ = _judge_with_child(monkeypatch, parent, ChildRun(OK, samples=child.samples), _e2e(BASELINE))
+
+    def broken(*args, **kwargs):
+        raise OSError("device gone")
+
+    monkeypatch.setattr(fixture_mod, "judge_again", broken)
+    with pytest.raises(OSError):
+        perf._judge(outcome)
+    assert outcome.comparison.status != UNDECIDED

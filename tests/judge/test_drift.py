@@ -53,3 +53,23 @@ def test_a_different_workload_in_the_history_breaks_the_chain(tmp_path):
     entry = store.load("cpu-X", "tiny")[old.test_id]
     v = compare(make_result(e2e=tuple(x * 1.01 for x in BASE)), entry, budgets_for(None, {}), 0.05).verdict("e2e_s")
     assert v.status == OK and v.drift == pytest.approx(0.01, rel=5e-2)  # the 16-token baselines only
+
+
+def test_a_value_that_fell_to_zero_or_a_count_adds_no_drift(tmp_path):
+    from pytest_npuperf.judge.drift import drift
+    from pytest_npuperf.judge.metrics import METRICS
+
+    items = [{"recorded_at": "2026-01-01", "medians": {"e2e_s": 1.0}}]
+    assert drift(METRICS["e2e_s"], items, 1.1, "2026-02-01", (-1.0, -1.0, -1.0)) is None
+    store = BaselineStore(tmp_path)
+    for count in (2, 3):
+        result = make_result()
+        for sample in result.samples:
+            sample.graph_compiles = count
+        store.save("cpu-X", "tiny", [result])
+    entry = store.load("cpu-X", "tiny")[result.test_id]
+    now = make_result()
+    for sample in now.samples:
+        sample.graph_compiles = 3
+    v = compare(now, entry, budgets_for(None, {}), 0.05).verdict("graph_compiles")
+    assert v.status == OK and v.drift is None  # an accepted count is not drift

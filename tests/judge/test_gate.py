@@ -166,3 +166,17 @@ def test_a_slowdown_beyond_the_budget_is_never_a_pass(values, factor):
     v = judge_metric(E2E, [[x * factor for x in g] for g in values], values, 0.03, 0.95)
     assert v.worse_change == pytest.approx(factor - 1, rel=1e-6)
     assert v.status in (REGRESSED, UNDECIDED)
+
+
+def test_a_count_that_reached_zero_is_compared_by_medians_not_refused():
+    goodput = METRICS["goodput_rps"]
+    v = judge_metric(goodput, [[0.0, 2.0, 2.0]], [[2.0, 2.0, 2.1]], 0.05, 0.95)
+    assert v.status == OK and v.level is None  # no log scale with a zero in it
+    assert judge_metric(goodput, [[0.0, 0.0]], [[0.0, 0.0]], 0.05, 0.95).status == OK  # 0 vs 0 is no change
+    assert judge_metric(goodput, [[0.0, 0.0]], [[2.0, 2.0]], 0.05, 0.95).status == REGRESSED
+
+
+def test_tied_samples_do_not_make_the_bounds_collapse():
+    coarse = [1.0, 1.0, 1.0, 1.1, 0.9]  # a coarse timer: most samples tie, MAD 0
+    est = estimate([[1.05 * x for x in coarse]], [coarse], False, 0.95)
+    assert est.within_var > 0 and est.high > est.low
