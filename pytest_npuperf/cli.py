@@ -101,7 +101,10 @@ def compare_files(a: Path, b: Path, alpha: float) -> int:
     common = [tid for tid in res_b if tid in res_a]
     if not common:
         raise CliError(f"{a} and {b} have no test in common")
-    noise = run_noise(res_a.values())
+    # A's processes are a pool of the run's noise only when A recorded the whole suite in them
+    # (--npuperf-processes); fresh processes of undecided tests alone are not.
+    counts = {r.processes() for r in res_a.values()}
+    noise = run_noise(res_a.values()) if len(counts) == 1 and min(counts) >= 2 else {}
     outcomes = []
     for tid in common:
         ra, rb = res_a[tid], res_b[tid]

@@ -29,6 +29,16 @@ def test_the_header_names_accelerator_baselines_without_noise(tmp_path, monkeypa
     assert noise[0].startswith("npuperf: 1 of 2 baseline entries of npu-Ascend910B4 carry no between-process noise")
     monkeypatch.setattr(run.perf, "device", lambda: device("cpu", "cpu-X"))
     assert not [line for line in run.header_lines() if "between-process noise" in line]
+    # Other baselines recorded in 3 processes: their pooled noise stands in, no warning.
+    recorded = make_result(e2e=(1.0, 1.1, 1.0, 1.02, 0.98, 1.01))
+    for i, sample in enumerate(recorded.samples):
+        sample.process = i % 3
+    entries["c"] = BaselineEntry("c", recorded.to_dict(), "x")
+    run = NpuPerfRun(build_settings({}, tmp_path), [])
+    monkeypatch.setattr(run.perf, "profile_entries", lambda: entries)
+    monkeypatch.setattr(run.perf, "calibration", lambda: dict(synthetic.CALIBRATION))
+    monkeypatch.setattr(run.perf, "device", lambda: device("npu", "npu-Ascend910B4"))
+    assert run.perf.run_noise() and not [line for line in run.header_lines() if "between-process noise" in line]
 
 
 def test_no_baseline_for_some_tests_of_the_run_needs_attention_and_fails_under_strict(npt):
