@@ -133,13 +133,7 @@ def judge_metric(
 
 def _worse_change(metric: Metric, current: float, baseline: float) -> float:
     """The relative change in the worse direction (+0.05: 5% worse), from the medians."""
-    if current == baseline:
-        return 0.0
-    if metric.higher_is_better:
-        return baseline / current - 1.0 if current > 0 else math.inf
-    if baseline > 0:
-        return current / baseline - 1.0
-    return 0.0 if current == baseline else math.inf
+    return 0.0 if current == baseline else metric.worse_ratio(current, baseline) - 1.0
 
 
 def compare(

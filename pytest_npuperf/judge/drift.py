@@ -43,7 +43,7 @@ class Drift:
 def _worse_log(metric: Metric, new: float, old: float) -> Optional[float]:
     if new <= 0 or old <= 0:
         return None
-    return math.log(old / new) if metric.higher_is_better else math.log(new / old)
+    return math.log(metric.worse_ratio(new, old))
 
 
 def chain(history: Sequence[Mapping[str, Any]], workload: Workload, reset_here: bool) -> List[Mapping[str, Any]]:
