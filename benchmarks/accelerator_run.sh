@@ -4,7 +4,7 @@
 #
 #   benchmarks/accelerator_run.sh [DEVICE] [MODEL] [PYTEST SELECTION ...]
 #   benchmarks/accelerator_run.sh cuda mistral-7b perf_tests/test_serving.py -k fp16
-#   benchmarks/accelerator_run.sh cpu tiny perf_tests/test_serving.py -k "bf16 and rate20"  # dry run
+#   benchmarks/accelerator_run.sh cpu tiny perf_tests/test_serving.py -k "bf16 and load40"  # dry run
 #
 # Output folder: $OUT (else ./accelerator-run): record.log / compare.log (pytest output),
 # record.json / compare.json (results with raw samples), baselines.tar.gz (the baseline files the

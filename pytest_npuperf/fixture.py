@@ -95,8 +95,8 @@ class NpuPerf:
         self,
         engine: str,
         precision: str,
-        rate: float,
-        requests: int = 16,
+        rate: Optional[float] = None,
+        requests: Optional[int] = None,
         burstiness: float = 1.0,
         max_new_tokens: Optional[int] = None,
         max_batch: int = 8,
@@ -104,18 +104,25 @@ class NpuPerf:
         slos: Optional[List[str]] = None,
         seed: int = 0,
         mode: str = "eager",
+        load: Optional[float] = None,
     ) -> Result:
-        """``requests`` requests arriving at ``rate``/s (``math.inf``: all at once), served by
-        ``engine`` ('static', 'continuous' or 'vllm'); each run of them is one sample. The 'vllm'
-        engine skips the test, with the reason, where vLLM (vllm-ascend on an NPU) is absent.
-        ``mode`` 'graph' (static engine only): decode graphs for every batch size up to
+        """``requests`` requests (default: the preset's, 64 in the full one, 16 in the quick one)
+        arriving at ``rate``/s (``math.inf``: all at once) or at ``load`` x the engine's capacity
+        on this device (measured when the test's first baseline is recorded, then frozen into it),
+        served by ``engine`` ('static', 'continuous' or 'vllm'); each run of them is one sample.
+        The 'vllm' engine skips the test, with the reason, where vLLM (vllm-ascend on an NPU) is
+        absent. ``mode`` 'graph' (static engine only): decode graphs for every batch size up to
         ``max_batch``, compiled before the requests arrive."""
         execution = get_mode(mode)
         try:
+            if (rate is None) == (load is None):
+                raise ServingError("give either rate= (requests/s, math.inf: all at once) or load= (a fraction of "
+                                   f"the capacity, e.g. 0.5), not {'both' if load is not None else 'neither'}")
             parsed = tuple(parse_slo(x) for x in slos) if slos else DEFAULT_SLOS
-            scenario = Scenario(int(requests), float(rate), float(burstiness), int(seed),
-                                int(max_new_tokens or self._session.settings.max_new_tokens), int(max_batch),
-                                float(batch_timeout_s), parsed)
+            settings = self._session.settings
+            scenario = Scenario(int(requests or settings.serving_requests), float(rate or 0.0), float(burstiness),
+                                int(seed), int(max_new_tokens or settings.max_new_tokens), int(max_batch),
+                                float(batch_timeout_s), parsed, None if load is None else float(load))
             scenario.validate()
         except ServingError as exc:
             pytest.fail(f"{self.test_id}: {exc}", pytrace=False)

@@ -95,9 +95,10 @@ class ChildProcess:
     problem: str = ""  # TIMEOUT or NOT_STARTED, with the reason
 
 
-def run_pytest_child(command: List[str], out: Path, cwd: Path, device_index: int, timeout_s: float) -> ChildProcess:
+def run_pytest_child(command: List[str], out: Path, cwd: Path, device_index: int, timeout_s: float,
+                     env_extra: Optional[Mapping[str, str]] = None) -> ChildProcess:
     """Run a child pytest (``command``) on ``device_index``, writing its results to ``out``."""
-    env = dict(os.environ, **{CHILD_ENV: "1", DEVICE_INDEX_ENV: str(int(device_index))})
+    env = dict(os.environ, **{CHILD_ENV: "1", DEVICE_INDEX_ENV: str(int(device_index))}, **(env_extra or {}))
     try:
         proc = subprocess.run([*command, f"--npuperf-results={out}"], cwd=str(cwd), env=env,
                               capture_output=True, text=True, timeout=timeout_s)

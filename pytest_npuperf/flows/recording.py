@@ -18,9 +18,14 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 from ..judge.noise import PoolError, noise_of, pool
 from ..judge.result import Result
+from ..store.baselines import SERVING_LOAD_KEY
 from .confirm import run_pytest_child
 
 RECORD_TIMEOUT_S = 4 * 3600.0
+# A JSON file {test id: offered load} handed to the recording children: a serving test given as a
+# fraction of the capacity runs at the rate the first process measured, so every process runs the
+# same workload (the capacity is measured once per baseline, not once per process).
+SERVING_LOADS_ENV = "NPUPERF_SERVING_LOADS"
 
 
 def record_processes(
@@ -43,10 +48,15 @@ def record_processes(
         # No baseline in the children: they measure, they do not judge.
         command = [*command_prefix, f"--npuperf-baseline-dir={tmp}/none", "--npuperf-processes=1",
                    "--npuperf-no-confirm", *first]
+        loads = {tid: r.extra[SERVING_LOAD_KEY] for tid, r in first.items() if SERVING_LOAD_KEY in r.extra}
+        env = {}
+        if loads:
+            (Path(tmp) / "serving_loads.json").write_text(json.dumps(loads), encoding="utf-8")
+            env[SERVING_LOADS_ENV] = str(Path(tmp) / "serving_loads.json")
         for i in range(2, processes + 1):
             out = Path(tmp) / f"process{i}.json"
             say(f"npuperf: recording process {i}/{processes} ({len(first)} tests), on device index {device_index}")
-            child = run_pytest_child(command, out, cwd, device_index, timeout_s)
+            child = run_pytest_child(command, out, cwd, device_index, timeout_s, env)
             found, why = _read(out, child.problem or f"exit {child.exit_code}", child.tail)
             for tid in first:
                 if tid in found:

@@ -32,10 +32,13 @@ from .terminal import (
     has_decode,
     matrix_title,
     needs_attention,
+    offered_text,
     related_slowdowns,
     row_modes,
     sample_median,
     sample_values,
+    saturated_runs,
+    serving_runs,
     short_id,
     speedup_text,
     test_kind,
@@ -204,9 +207,17 @@ def _kernel_table(tests: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _run_percentile(test: Mapping[str, Any], key: str) -> str:
-    runs = ((test.get("result") or {}).get("extra") or {}).get("serving_runs") or []
+    runs = serving_runs(test)
     values = [r[key] for r in runs if r.get(key) is not None]
     return format_value(METRICS["serving_ttft_p50_s"], statistics.median(values)) if values else "-"
+
+
+def _saturation_cell(test: Mapping[str, Any]) -> str:
+    why = saturated_runs(test)
+    if not why:
+        return f"<td>0 of {len(serving_runs(test))}</td>" if offered_text(test) != "all at once" else "<td>by design</td>"
+    colour = _COLORS["REGRESSED"]
+    return f'<td style="color:{colour}" title="{html.escape(why[0])}">{len(why)} of {len(serving_runs(test))}</td>'
 
 
 def _serving_table(tests: Sequence[Mapping[str, Any]]) -> str:
@@ -218,9 +229,10 @@ def _serving_table(tests: Sequence[Mapping[str, Any]]) -> str:
                     + f"<td>{_value(t, 'serving_tpot_p50_s')}</td>{_change_cell(t, 'serving_tpot_p50_s')}"
                     + f"<td>{_run_percentile(t, 'tpot_s_p90')}</td>"
                     + f"<td>{_value(t, 'serving_tokens_per_s')}</td>{_change_cell(t, 'serving_tokens_per_s')}"
-                    + f"<td>{_value(t, 'goodput_rps')}</td>{_change_cell(t, 'goodput_rps')}</tr>")
+                    + f"<td>{_value(t, 'goodput_rps')}</td>{_change_cell(t, 'goodput_rps')}"
+                    + f"<td>{html.escape(offered_text(t) or '-')}</td>{_saturation_cell(t)}</tr>")
     head = ("test", "verdict", "TTFT p50", "Δ", "TTFT p90", "TTFT p99", "TPOT p50", "Δ", "TPOT p90",
-            "tokens/s", "Δ", "goodput req/s", "Δ")
+            "tokens/s", "Δ", "goodput req/s", "Δ", "offered load", "saturated runs")
     return _table(head, rows)
 
 

@@ -158,6 +158,40 @@ def attention_details(test: Test) -> List[str]:
     return lines
 
 
+def serving_runs(test: Test) -> List[Mapping[str, Any]]:
+    return list(((test.get("result") or {}).get("extra") or {}).get("serving_runs") or [])
+
+
+def saturated_runs(test: Test) -> List[str]:
+    """Why each saturated run of a serving test at an offered rate was saturated (all-at-once
+    runs are saturated by design and not listed)."""
+    return [r["saturated"] for r in serving_runs(test) if r.get("saturated") and r.get("offered_rps") is not None]
+
+
+def offered_text(test: Test) -> str:
+    """'40% of 12.3 req/s = 4.92 req/s', 'all at once' or '' for a test that is not serving."""
+    extra = (test.get("result") or {}).get("extra") or {}
+    load = extra.get("serving_load")
+    if load:
+        return f"{load['load']:.0%} of {load['capacity_rps']:.3g} req/s = {load['rate_rps']:.3g} req/s"
+    runs = serving_runs(test)
+    if not runs:
+        return ""
+    rate = runs[0].get("offered_rps")
+    return "all at once" if rate is None else f"{rate:.3g} req/s"
+
+
+def saturation_lines(tests: Sequence[Test]) -> List[str]:
+    """One line per serving test that could not keep up with its offered load in some run."""
+    lines = []
+    for t in tests:
+        why = saturated_runs(t)
+        if why:
+            lines.append(f"serving SATURATED in {len(why)} of {len(serving_runs(t))} runs at {offered_text(t)}: "
+                         f"{short_id(t['test_id'])}: {why[0]} (its figures follow the backlog, not the service)")
+    return lines
+
+
 def related_slowdowns(tests: Sequence[Test]) -> List[str]:
     """Steps and operators of this run that got slower (the rule of ``outcome.related_regressions``)."""
     return related_regressions({t["test_id"]: TestOutcome.from_dict(t) for t in tests})
@@ -392,6 +426,7 @@ def terminal_summary(doc: Mapping[str, Any], mode: str = "attention") -> List[st
     lines.append("verdicts: " + counts_text(verdict_counts(tests)))
     for kind, group in by_kind_and_mode(tests).items():
         lines.append(f"{kind}: {len(group)} tests: {counts_text(verdict_counts(group))}")
+    lines += saturation_lines(tests)
     lines += matrix_lines(tests)
     lines += graph_lines(tests)
     if mode == "full":

@@ -23,6 +23,10 @@ from ..judge.result import Result, Sample, Workload, values_by_process
 from ..stack.changes import STACK_KEYS
 from .files import atomic_write_json, locked, safe_component
 
+# Entry key: the offered load of a serving test (load, capacity_rps, rate_rps, measured), frozen
+# when its first baseline on a profile is recorded.
+SERVING_LOAD_KEY = "serving_load"
+
 SCHEMA_VERSION = 1
 
 
@@ -52,6 +56,9 @@ class BaselineEntry:
         # Earlier baselines of this test, oldest first: {recorded_at, reason, stack, medians, ...}.
         self.history: List[Dict[str, Any]] = [h for h in data.get("history", []) if isinstance(h, dict)]
         self.drift_reset = bool(data.get(RESET_KEY))
+        load = data.get(SERVING_LOAD_KEY)
+        # A serving test's offered load, as measured when its first baseline was recorded.
+        self.serving_load: Optional[Dict[str, Any]] = dict(load) if isinstance(load, dict) else None
         self.noise_cv: Dict[str, float] = {
             k: float(v) for k, v in dict(data.get("noise_cv", {})).items()
         }
@@ -162,6 +169,10 @@ class BaselineStore:
                 )
                 if "calibration" in result.extra:
                     entry["calibration"] = result.extra["calibration"]
+                if SERVING_LOAD_KEY in result.extra:  # the offered load frozen at the first recording
+                    entry[SERVING_LOAD_KEY] = result.extra[SERVING_LOAD_KEY]
+                else:
+                    entry.pop(SERVING_LOAD_KEY, None)
                 if reset_drift:
                     entry[RESET_KEY] = True  # the drift check starts here (a drift the team accepted)
                 else:

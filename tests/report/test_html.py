@@ -181,6 +181,40 @@ def test_html_handles_steps_operators_and_serving_next_to_generation():
     assert re.findall(r'<details id="kind-(\w+)"', render_html(serving_only)) == ["serving"]
 
 
+def test_serving_reports_the_offered_load_and_saturated_runs():
+    from pytest_npuperf.judge.compare import Comparison
+    from pytest_npuperf.judge.outcome import TestOutcome
+    from pytest_npuperf.judge.result import Result, Sample, Workload
+    from pytest_npuperf.report.html import render_html
+    from pytest_npuperf.report.terminal import results_document, terminal_summary
+
+    def outcome(test_id, runs, load=None):
+        extra = {"serving_runs": runs}
+        if load:
+            extra["serving_load"] = load
+        workload = Workload("tiny", "f", "bf16", 8, ("zh_qa",), (30,), 4, kind="serving-static")
+        return TestOutcome(test_id, Result(test_id, "cpu-X", workload, [Sample(serving_ttft_p50_s=0.05)] * 2, extra=extra),
+                           Comparison("NO_BASELINE"))
+
+    load = {"load": 0.4, "capacity_rps": 12.34, "rate_rps": 4.936}
+    calm = {"offered_rps": 4.936, "saturated": None}
+    full = {"offered_rps": 4.936, "saturated": "13 of 16 requests had not started when the last one arrived"}
+    burst = {"offered_rps": None, "saturated": "every request arrives at once: saturated by design"}
+    doc = results_document({"profile": "cpu-X", "model": "tiny"}, [
+        outcome("t::test_serving[static-load40]", [calm, calm], load),
+        outcome("t::test_serving[static-load80]", [full, calm], dict(load, load=0.8, rate_rps=9.872)),
+        outcome("t::test_serving[static-all-at-once]", [burst, burst]),
+    ])
+    text = render_html(doc)
+    assert "<td>40% of 12.3 req/s = 4.94 req/s</td><td>0 of 2</td>" in text
+    assert '>1 of 2</td>' in text and 'title="13 of 16 requests had not started' in text
+    assert "<td>all at once</td><td>by design</td>" in text
+    lines = [line for line in terminal_summary(doc) if "SATURATED" in line]
+    assert lines == ["serving SATURATED in 1 of 2 runs at 80% of 12.3 req/s = 9.87 req/s: static-load80: 13 of 16 "
+                     "requests had not started when the last one arrived (its figures follow the backlog, not the "
+                     "service)"]
+
+
 def test_html_has_wall_time_modes_side_by_side_decode_fraction_and_graph_section():
     text = render_html(graph_doc())
     assert "<dt>wall time</dt><dd>eager 95.2 s (3 tests), graph 301.4 s (2 tests)</dd>" in text

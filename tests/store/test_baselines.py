@@ -59,6 +59,18 @@ def test_saving_a_subset_keeps_other_entries(tmp_path):
     assert entries["b"].values("e2e_s") == [2.0, 2.0]
 
 
+def test_a_serving_tests_offered_load_is_stored_with_its_entry(tmp_path):
+    store = BaselineStore(tmp_path)
+    load = {"load": 0.4, "capacity_rps": 12.5, "rate_rps": 5.0, "measured": "cpu-X, 2026-12-05"}
+    served = make_result("serve")
+    served.extra["serving_load"] = load
+    store.save("cpu-X", "tiny", [served, make_result("plain")])
+    entries = store.load("cpu-X", "tiny")
+    assert entries["serve"].serving_load == load and entries["plain"].serving_load is None
+    store.save("cpu-X", "tiny", [make_result("serve")])  # recorded again as a rate test: no stale load
+    assert store.load("cpu-X", "tiny")["serve"].serving_load is None
+
+
 def test_file_is_reviewable_json(tmp_path):
     store = BaselineStore(tmp_path)
     path = store.save("cpu-X", "tiny", [make_result("a")])

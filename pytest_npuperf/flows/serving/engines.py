@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ...devices.base import Device
 from ...errors import MeasurementError
@@ -35,6 +36,13 @@ from ..measure import TokenClock, generate_fixed, make_batch
 
 ENGINES = ("static", "continuous", "vllm")
 PAGE = 256  # tokens per KV page of the continuous-batching engine
+# A run is saturated (the engine could not keep up with the offered load, so its figures follow
+# the backlog rather than the service) when more than BACKLOG_SHARE of the requests had not yet
+# started when the last one arrived, or when the last quarter of the requests (by arrival) took
+# more than BACKLOG_GROWTH times as long, end to end, as the first quarter. (Queueing alone is no
+# sign: a static batch makes every request that arrives while it runs wait for it, at any load.)
+BACKLOG_SHARE = 0.25
+BACKLOG_GROWTH = 2.0
 
 
 class ServingError(ValueError):
@@ -79,18 +87,27 @@ def parse_slo(text: str) -> SLO:
 @dataclass(frozen=True)
 class Scenario:
     requests: int
-    rate: float  # requests per second; math.inf = all at once
+    rate: float  # requests per second; math.inf = all at once; with ``load``: set once resolved
     burstiness: float = 1.0
     seed: int = 0
     max_new_tokens: int = 32
     max_batch: int = 8  # static engine: the batch it waits for
     batch_timeout_s: float = 0.05  # static engine: the longest the first waiting request waits
     slos: Tuple[SLO, ...] = DEFAULT_SLOS
+    # The offered load as a fraction of the engine's capacity on this device (requests/s of a run
+    # where every request arrives at once), measured when the test's first baseline is recorded
+    # and frozen into its workload; ``rate`` is then that fraction of the capacity.
+    load: Optional[float] = None
 
     def validate(self) -> None:
         if self.requests < 1:
             raise ServingError(f"requests must be >= 1, got {self.requests}")
-        if not (self.rate > 0):
+        if self.load is not None:
+            if not (0 < self.load < 1):
+                raise ServingError(
+                    f"load must be a fraction of the capacity between 0 and 1 (0.5 = half of it), got {self.load}; "
+                    "a load of 1 or more saturates the engine by definition: rate=math.inf measures the capacity")
+        elif not (self.rate > 0):
             raise ServingError(f"request rate must be > 0 requests/s (or inf for all at once), got {self.rate}")
         if not (self.burstiness > 0 and math.isfinite(self.burstiness)):
             raise ServingError(f"burstiness must be a positive number (1.0 = Poisson), got {self.burstiness}")
@@ -101,6 +118,8 @@ class Scenario:
 
     def arrivals(self) -> List[float]:
         """Arrival offsets in seconds: gamma gaps with mean 1/rate and shape = burstiness."""
+        if not (self.rate > 0):
+            raise ServingError("the request rate is not resolved yet (load given, capacity not measured)")
         if math.isinf(self.rate):
             return [0.0] * self.requests
         rng = random.Random(self.seed)
@@ -169,8 +188,35 @@ def percentile(values: Sequence[float], q: float) -> Optional[float]:
     return ordered[min(n - 1, max(0, math.ceil(q * n) - 1))]
 
 
-def summarize(records: Sequence[RequestRecord], wall_s: float, slos: Sequence[SLO]) -> Dict[str, Any]:
+def saturation(records: Sequence[RequestRecord], all_at_once: bool) -> Optional[str]:
+    """Why a run was saturated, or None: see BACKLOG_SHARE and BACKLOG_GROWTH."""
+    if all_at_once:
+        return "every request arrives at once: saturated by design (a capacity test)"
+    if len(records) < 4:
+        return None
+    last_arrival = max(r.arrival_s for r in records)
+    waiting = sum(1 for r in records if r.start_s > last_arrival)
+    if waiting > BACKLOG_SHARE * len(records):
+        return (f"{waiting} of {len(records)} requests had not started when the last one arrived "
+                f"(more than {BACKLOG_SHARE:.0%})")
+    ordered = sorted(records, key=lambda r: r.arrival_s)
+    quarter = len(ordered) // 4
+    first = statistics.median(r.e2e_s for r in ordered[:quarter])
+    last = statistics.median(r.e2e_s for r in ordered[-quarter:])
+    if first > 0 and last > BACKLOG_GROWTH * first:
+        return (f"the queue grew over the run: the last quarter of the requests took {last / first:.1f}x "
+                f"as long end to end as the first (more than {BACKLOG_GROWTH:g}x)")
+    return None
+
+
+def summarize(records: Sequence[RequestRecord], wall_s: float, slos: Sequence[SLO],
+              rate: Optional[float] = None) -> Dict[str, Any]:
+    """One run's figures; with the offered ``rate`` (requests/s, inf: all at once) also that rate
+    and whether the run was saturated (``saturated``: the reason, or None)."""
     out: Dict[str, Any] = {"requests": len(records), "wall_s": wall_s}
+    if rate is not None:
+        out["offered_rps"] = None if math.isinf(rate) else rate
+        out["saturated"] = saturation(records, math.isinf(rate))
     series = {
         "ttft_s": [r.ttft_s for r in records], "tpot_s": [r.tpot_s for r in records],
         "e2e_s": [r.e2e_s for r in records], "queue_s": [r.queue_s for r in records],
@@ -201,45 +247,62 @@ def serving_sample(summary: Mapping[str, Any], slos: Sequence[Any]) -> Sample:
     )
 
 
+@dataclass(frozen=True)
+class Clock:
+    """The host clock an engine schedules arrivals on and stamps tokens with (a simulation on a
+    virtual clock passes its own)."""
+
+    now: Callable[[], float] = time.perf_counter
+    sleep: Callable[[float], None] = time.sleep
+
+    def wait_until(self, t: float) -> None:
+        delay = t - self.now()
+        if delay > 0:
+            self.sleep(delay)
+
+
+HOST_CLOCK = Clock()
+
+
 def wait_until(t: float) -> None:
-    delay = t - time.perf_counter()
-    if delay > 0:
-        time.sleep(delay)
+    HOST_CLOCK.wait_until(t)
 
 
 def run_static(loaded: LoadedModel, device: Device, prompts: Sequence[Any], scenario: Scenario,
-               generate: Any = None) -> Tuple[List[RequestRecord], float]:
+               generate: Any = None, clock: Clock = HOST_CLOCK,
+               batcher: Callable[..., Any] = make_batch) -> Tuple[List[RequestRecord], float]:
     """Batches formed as requests arrive: up to max_batch, or whatever waited batch_timeout_s.
-    ``generate``: measure.generate_fixed's contract (graph mode passes its compiled one)."""
+    ``generate``: measure.generate_fixed's contract (graph mode passes its compiled one);
+    ``clock`` and ``batcher`` (measure.make_batch's contract): a simulation passes its own."""
 
     generate = generate or generate_fixed
     offsets = scenario.arrivals()
-    t0 = time.perf_counter() + 0.01
+    t0 = clock.now() + 0.01
     arrivals = [t0 + o for o in offsets]
     records: List[RequestRecord] = []
     next_up, n, size = 0, len(prompts), scenario.max_batch
     while next_up < n:
         # Launch when the batch is full or its oldest request has waited the timeout, whichever
         # comes first (and never before the previous batch finished).
-        wait_until(arrivals[next_up])
+        clock.wait_until(arrivals[next_up])
         full_at = arrivals[next_up + size - 1] if next_up + size - 1 < n else math.inf
-        launch = max(time.perf_counter(), min(full_at, arrivals[next_up] + scenario.batch_timeout_s))
-        wait_until(launch)
+        launch = max(clock.now(), min(full_at, arrivals[next_up] + scenario.batch_timeout_s))
+        clock.wait_until(launch)
         end = next_up
         while end < n and end - next_up < size and arrivals[end] <= launch:
             end += 1
         batch_prompts = list(prompts[next_up:end])
-        batch = make_batch(loaded, batch_prompts, device.torch_device)
-        clock = TokenClock(time.perf_counter)
+        batch = batcher(loaded, batch_prompts, device.torch_device)
+        stamps = TokenClock(clock.now)
         device.synchronize()
-        start = time.perf_counter()
-        out = generate(loaded, batch, scenario.max_new_tokens, clock)
+        start = clock.now()
+        out = generate(loaded, batch, scenario.max_new_tokens, stamps)
         device.synchronize()
         if out.shape[1] - batch.input_ids.shape[1] != scenario.max_new_tokens:
             raise MeasurementError("generate did not produce the fixed output length")
         for i in range(len(batch_prompts)):
             records.append(RequestRecord(f"req_{next_up + i}", batch.prompt_tokens[i], arrivals[next_up + i], start,
-                                         list(clock.times)))
+                                         list(stamps.times)))
         next_up = end
     wall = max(r.token_times_s[-1] for r in records) - t0
     return records, wall

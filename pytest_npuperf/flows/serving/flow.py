@@ -8,19 +8,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from ...errors import MeasurementError
 from ...judge.outcome import TestOutcome
 from ...judge.result import Sample, Workload, token_ids_hash
 from ...model.loader import tokenizer_identity
 from ...modes import ExecutionMode
 from ...precision import Precision
 from ...stack.compat import require_continuous_batching
+from ...store.baselines import SERVING_LOAD_KEY
 from ..graph.plan import GraphPlan
 from ..graph.runner import BATCH_BUCKETS, batch_bucket
 from ..measure import generate_fixed, make_batch
 from ..measurement import TestRun
-from ..session import PerfSession
+from ..recording import SERVING_LOADS_ENV
+from ..session import PerfSession, utc_now
 from . import engines
 from . import vllm as vllm_engine
 
@@ -58,6 +64,47 @@ def check_engine(session: PerfSession, engine: str, precision: Precision, mode: 
         require_continuous_batching()
 
 
+# Warm-up runs of a serving test go on until the output tokens/s of the last two agree within
+# SETTLED (the step time has settled: caches, allocator, clocks), up to MAX_WARMUP_RUNS.
+SETTLED = 0.05
+MAX_WARMUP_RUNS = 5
+
+
+def frozen_load(session: PerfSession, test_id: str, load: float) -> Optional[Dict[str, Any]]:
+    """The offered load this test must run at: the one a recording parent measured (children of a
+    multi-process recording), else the one its baseline on this profile froze; None when neither
+    exists or it was frozen for another fraction (the capacity is then measured again, and the
+    workload differs from the baseline's, which the comparison reports)."""
+    path = os.environ.get(SERVING_LOADS_ENV)
+    found: Optional[Mapping[str, Any]] = None
+    if path:
+        try:
+            found = json.loads(Path(path).read_text(encoding="utf-8")).get(test_id)
+        except (OSError, ValueError, AttributeError) as exc:
+            raise MeasurementError(f"the offered loads of the recording ({path}) cannot be read: {exc}") from None
+    if found is None:
+        entry = session.baseline_entry(test_id)
+        found = entry.serving_load if entry is not None else None
+    if found is not None and not isinstance(found, Mapping):
+        raise MeasurementError(f"the offered load of {test_id} is not a mapping ({found!r}); "
+                               "delete the test's baseline entry and record it again")
+    if not found or found.get("load") != load:
+        return None
+    rate = found.get("rate_rps")
+    if not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+        raise MeasurementError(f"the stored offered load of {test_id} is invalid ({dict(found)}); "
+                               "delete the test's baseline entry and record it again")
+    return dict(found)
+
+
+def settled(tokens_per_s: List[float]) -> bool:
+    """Whether the last two warm-up runs' output tokens/s agree within SETTLED."""
+    if len(tokens_per_s) < 2:
+        return False
+    a, b = tokens_per_s[-2:]
+    return abs(b - a) <= SETTLED * max(a, b)
+
+
 def run_serving(
     session: PerfSession, test_id: str, engine: str, precision: Precision, scenario: engines.Scenario,
     tolerances: Mapping[str, float], budgets: Mapping[str, float], mode: ExecutionMode,
@@ -89,18 +136,28 @@ def run_serving(
         def generate(loaded: Any, batch: Any, new: int, streamer: Any = None) -> Any:
             return graph.runner.generate_fixed(loaded, batch, new, streamer, cache_len=cache_len)
 
-    def measure() -> Sample:
+    offered: Dict[str, Any] = {}
+    if scenario.load is not None:
+        offered = frozen_load(session, test_id, scenario.load) or {}
+        if offered:
+            scenario = replace(scenario, rate=float(offered["rate_rps"]))
+    warmup: Dict[str, Any] = {"tokens_per_s": []}
+
+    def serve_once(run_scenario: engines.Scenario) -> Dict[str, Any]:
         if engine == "static":
-            records, wall = engines.run_static(loaded, device, prompts, scenario, generate)
+            records, wall = engines.run_static(loaded, device, prompts, run_scenario, generate)
         elif engine == "continuous":
-            records, wall = engines.run_continuous(loaded, device, prompts, scenario, capacity)
+            records, wall = engines.run_continuous(loaded, device, prompts, run_scenario, capacity)
         else:
             if not servers:
                 servers.append(vllm_engine.VllmServer(
-                    loaded, device, precision.name, max(token_counts) + scenario.max_new_tokens,
+                    loaded, device, precision.name, max(token_counts) + run_scenario.max_new_tokens,
                     checkpoint=session.model_name if loaded.real_weights else None))
-            records, wall = servers[0].run(ids, scenario.arrivals(), scenario.max_new_tokens)
-        summary = engines.summarize(records, wall, scenario.slos)
+            records, wall = servers[0].run(ids, run_scenario.arrivals(), run_scenario.max_new_tokens)
+        return engines.summarize(records, wall, run_scenario.slos, run_scenario.rate)
+
+    def measure() -> Sample:
+        summary = serve_once(scenario)
         summaries.append(summary)
         sample = engines.serving_sample(summary, scenario.slos)
         if graph:
@@ -108,6 +165,7 @@ def run_serving(
         return sample
 
     def warm() -> None:
+        nonlocal scenario
         if graph:  # every batch size bucket compiled before the requests arrive, as servers do
             graph.plan(shapes)
             for rows, _ in shapes:
@@ -115,15 +173,27 @@ def run_serving(
             # the first max_batch requests as one batch: graph vs eager on the same weights
             first = make_batch(loaded, prompts[: min(scenario.max_batch, len(prompts))], device.torch_device)
             graph.check_agreement(first, scenario.max_new_tokens, cache_len=shapes[0][1])
-        if session.settings.warmup:
-            measure()
-            summaries.clear()
+        if scenario.load is not None and not offered:
+            # The capacity: every request at once, twice (the first run warms up); the load is
+            # that fraction of the second run's requests/s, kept to 4 significant digits.
+            for _ in range(2):
+                probe = serve_once(replace(scenario, rate=math.inf))
+            rate = float(f"{scenario.load * probe['request_throughput']:.4g}")
+            offered.update(load=scenario.load, capacity_rps=probe["request_throughput"], rate_rps=rate,
+                           measured=f"{device.profile()}, {utc_now()}")
+            scenario = replace(scenario, rate=rate)
+        runs = warmup["tokens_per_s"]
+        while len(runs) < session.settings.warmup or (
+                session.settings.warmup and not settled(runs) and len(runs) < MAX_WARMUP_RUNS):
+            runs.append(serve_once(scenario)["output_tokens_per_s"])
         if graph:
             graph.start_timing()
 
     try:
         samples = run.samples(warm, measure, session.settings.runs)
         rate = "inf" if math.isinf(scenario.rate) else f"{scenario.rate:g}"
+        if scenario.load is not None:
+            rate = f"{scenario.load:g}x{offered['capacity_rps']:.4g}={rate}"
         workload = Workload(
             loaded.model_id, loaded.fingerprint, precision.name, scenario.max_batch if engine == "static" else 0,
             tuple(p.prompt_id for p in prompts), tuple(token_counts), scenario.max_new_tokens,
@@ -137,8 +207,14 @@ def run_serving(
             serving=serving_identity(scenario, servers[0].engine_args if servers else None),
             graph=graph.identity(shapes) if graph else "",
         )
+        runs = warmup["tokens_per_s"]
         extra = {"serving_runs": summaries, "kv_capacity_tokens": capacity, "execution_mode": mode.name,
-                 "slos": [dict(name=x.name, ttft_s=x.ttft_s, tpot_s=x.tpot_s) for x in scenario.slos]}
+                 "slos": [dict(name=x.name, ttft_s=x.ttft_s, tpot_s=x.tpot_s) for x in scenario.slos],
+                 "serving_warmup": {"runs": len(runs), "tokens_per_s": runs,
+                                    "settled": settled(runs) if len(runs) > 1 else None},
+                 "saturated_runs": sum(1 for x in summaries if x.get("saturated"))}
+        if offered:
+            extra[SERVING_LOAD_KEY] = dict(offered)
         if graph:
             extra["graph"] = graph.summary()
         if servers:

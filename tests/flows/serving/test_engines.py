@@ -17,6 +17,7 @@ from pytest_npuperf.flows.serving.engines import (
     check_kv_budget,
     parse_slo,
     percentile,
+    saturation,
     summarize,
 )
 from pytest_npuperf.stack.compat import require_continuous_batching
@@ -52,6 +53,61 @@ def test_all_at_once():
 def test_bad_scenarios(kwargs, message):
     with pytest.raises(ServingError, match=message):
         Scenario(**kwargs).validate()
+
+
+@pytest.mark.parametrize("load", [0.0, -0.2, 1.0, 1.5, float("nan")])
+def test_a_load_is_a_fraction_below_the_capacity(load):
+    with pytest.raises(ServingError, match="load must be a fraction of the capacity between 0 and 1"):
+        Scenario(4, rate=0.0, load=load).validate()
+
+
+def test_a_load_needs_its_rate_resolved_before_arrivals():
+    scenario = Scenario(4, rate=0.0, load=0.5)
+    scenario.validate()  # the rate comes from the capacity, later
+    with pytest.raises(ServingError, match="not resolved yet"):
+        scenario.arrivals()
+
+
+def _stream(arrivals, starts, service=0.1, tokens=4):
+    return [RequestRecord(f"r{i}", 10, a, s, [s + service + 0.01 * k for k in range(tokens)])
+            for i, (a, s) in enumerate(zip(arrivals, starts))]
+
+
+def test_saturation_all_at_once_is_by_design():
+    records = _stream([0.0] * 8, [0.0] * 8)
+    assert "saturated by design" in saturation(records, all_at_once=True)
+
+
+def test_a_run_that_keeps_up_is_not_saturated_even_when_requests_wait_for_a_batch():
+    # Every request waits for the running batch (up to 0.3 s, longer than its own service), yet
+    # the engine keeps up: no backlog at the last arrival, no growth.
+    arrivals = [0.5 * i for i in range(16)]
+    records = _stream(arrivals, [a + 0.3 for a in arrivals])
+    assert saturation(records, all_at_once=False) is None
+
+
+def test_a_backlog_at_the_last_arrival_is_saturation():
+    arrivals = [0.01 * i for i in range(16)]
+    records = _stream(arrivals, [0.2 * (i // 4) for i in range(16)])  # batches of 4, 0.2 s apart
+    why = saturation(records, all_at_once=False)
+    assert why.startswith("12 of 16 requests had not started when the last one arrived")
+
+
+def test_a_growing_queue_is_saturation():
+    arrivals = [0.1 * i for i in range(16)]
+    starts = [a + 0.02 * i * i / 16 for i, a in enumerate(arrivals)]  # waits grow with each request
+    starts[-1] = arrivals[-1]  # and nobody is still waiting at the last arrival
+    records = _stream(arrivals, starts)
+    assert "the queue grew over the run" in saturation(records, all_at_once=False)
+
+
+def test_summary_carries_the_offered_rate_and_saturation():
+    arrivals = [0.5 * i for i in range(8)]
+    summary = summarize(_stream(arrivals, arrivals), 4.0, DEFAULT_SLOS, rate=2.0)
+    assert summary["offered_rps"] == 2.0 and summary["saturated"] is None
+    summary = summarize(_stream([0.0] * 8, [0.0] * 8), 1.0, DEFAULT_SLOS, rate=math.inf)
+    assert summary["offered_rps"] is None and "by design" in summary["saturated"]
+    assert "saturated" not in summarize(_stream(arrivals, arrivals), 4.0, DEFAULT_SLOS)
 
 
 def test_slo_parsing():
