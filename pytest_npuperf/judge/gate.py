@@ -77,6 +77,9 @@ class Estimate:
     noise_source: str
     between_var: float  # the between-process variance used (0 when none was estimated)
     within_var: float  # variance of one process median from the spread inside the processes
+    # The same, averaged over each side's processes alone (within_var averages over both).
+    within_current: float = 0.0
+    within_baseline: float = 0.0
 
     def text(self, name: str) -> str:
         """'tpot_s +0.4%, at most +2.1% (95%)'."""
@@ -141,7 +144,9 @@ def estimate(
     sign = -1.0 if higher_is_better else 1.0
     x, y = log_medians(cur, higher_is_better), log_medians(base, higher_is_better)
     delta = statistics.fmean(x) - statistics.fmean(y)
-    within = statistics.fmean([median_variance([sign * math.log(v) for v in g]) for g in cur + base])
+    within_cur = [median_variance([sign * math.log(v) for v in g]) for g in cur]
+    within_base = [median_variance([sign * math.log(v) for v in g]) for g in base]
+    within = statistics.fmean(within_cur + within_base)
     ss, df_own = spread(x) + spread(y), float(len(x) - 1 + len(y) - 1)
     own = ss / df_own if df_own > 0 else None
     if prior is not None and prior.df > 0 and prior.variance > 0:
@@ -162,7 +167,8 @@ def estimate(
     return Estimate(
         change=math.expm1(delta), low=math.expm1(delta - q * se), high=math.expm1(delta + q * se), level=level,
         se_log=se, df=df, processes=len(x), baseline_processes=len(y), noise_source=source,
-        between_var=between, within_var=within,
+        between_var=between, within_var=within, within_current=statistics.fmean(within_cur),
+        within_baseline=statistics.fmean(within_base),
     )
 
 
@@ -206,13 +212,22 @@ def processes_needed(est: Estimate, budget: float, cap: int) -> Optional[int]:
 def runs_needed(est: Estimate, budget: float, runs: int, cap: int) -> int:
     """How many runs in this process would settle the decision (a power calculation on the
     within-process noise), at most ``cap``; ``runs`` when more runs cannot help, because the
-    between-process noise dominates or none is left to reduce."""
-    if est.within_var <= est.between_var or est.within_var <= 0:
+    between-process noise dominates or none is left to reduce. Only this side's medians get
+    tighter with more runs (their variance falls as 1/n); the baseline's stay as recorded."""
+    if est.within_var <= est.between_var or est.within_current <= 0:
         return runs
     gap = abs(math.log1p(est.change) - math.log1p(budget))
     q = quantile(est.level, est.df)
+    cur, base = est.processes, est.baseline_processes
+
+    def settles(n: float) -> bool:
+        # estimate()'s within: the mean over every process, this side's now from n runs
+        within = (est.within_current * runs / n * cur + est.within_baseline * base) / (cur + base)
+        return (q + Z_POWER) * math.sqrt(max(within, est.between_var) * (1 / cur + 1 / base)) < gap
+
+    if not settles(math.inf):
+        return runs  # the baseline's own spread (or the processes) is what is left
     for n in range(runs, cap + 1):
-        within = est.within_var * runs / n  # the median's variance falls as 1/n
-        if (q + Z_POWER) * math.sqrt(max(within, est.between_var) * (1 / est.processes + 1 / est.baseline_processes)) < gap:
+        if settles(n):
             return n
     return cap

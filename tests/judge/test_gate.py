@@ -114,9 +114,21 @@ def test_the_plan_asks_for_processes_when_they_are_the_noise():
 
 def test_the_plan_asks_for_runs_when_the_process_is_the_noise():
     noisy_runs = [1.0, 1.1, 0.9, 1.05, 0.95]
-    est = estimate([[1.06 * x for x in noisy_runs]], [noisy_runs], False, 0.95)
+    quiet_runs = [1.0, 1.001, 0.999, 1.0005, 0.9995]
+    est = estimate([[1.06 * x for x in noisy_runs]], [quiet_runs], False, 0.95)
     assert est.between_var == 0 and est.within_var > 0
     assert 5 < gate.runs_needed(est, 0.03, 5, 40) <= 40
+
+
+def test_more_runs_here_cannot_tighten_the_baselines_medians():
+    noisy_runs = [1.0, 1.1, 0.9, 1.05, 0.95]
+    quiet_runs = [1.0, 1.001, 0.999, 1.0005, 0.9995]
+    # The same change, its noise on the current side (runs help) or on the baseline's (they cannot).
+    here = estimate([[1.06 * x for x in noisy_runs]], [quiet_runs], False, 0.95)
+    there = estimate([[1.06 * x for x in quiet_runs]], [noisy_runs], False, 0.95)
+    assert here.within_var == pytest.approx(there.within_var)
+    assert 5 < gate.runs_needed(here, 0.03, 5, 1000) < 1000
+    assert gate.runs_needed(there, 0.03, 5, 1000) == 5
 
 
 def test_run_noise_pools_the_processes_of_every_baseline():
