@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from .npu_api import NPU_ENV_VARS
-from .versions import package_version
+from .versions import package_version, provider_version
 
 ENV_PREFIXES = (
     "ASCEND_", "HCCL_", "TORCH_NPU_", "PYTORCH_NPU_", "PYTORCH_ALLOC", "PYTORCH_CUDA_ALLOC",
@@ -205,8 +205,8 @@ def collect(device_kind: str, device_info: Mapping[str, Any], environ: Optional[
         "transformers": package_version("transformers"),
         "mistral_common": package_version("mistral-common", "mistral_common"),
         "pytest_npuperf": package_version("pytest-npuperf"),
-        # The serving test's third engine, when installed.
-        "vllm": package_version("vllm"),
+        # The serving test's third engine, when installed (by the vllm distribution or a repackage).
+        "vllm": provider_version("vllm"),
         "vllm_ascend": package_version("vllm-ascend", "vllm_ascend"),
         "driver_version": None,
         "firmware_version": None,

@@ -174,3 +174,30 @@ def test_collect_never_raises_when_every_reader_fails(monkeypatch, tmp_path):
         assert stack["python"] and stack["cpu_count"]
     npu = fingerprint.collect("npu", {}, environ=environ)
     assert npu["npu_jit_compile"] is None and "torchair" not in npu
+
+
+def _site(root: Any, dist: str, version: str, module: str = "vllm") -> Any:
+    """A folder holding import package ``module`` installed by distribution ``dist`` (its metadata only)."""
+    (root / module).mkdir(parents=True)
+    (root / module / "__init__.py").write_text("")
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"{module}\n")
+    return root
+
+
+def test_fingerprint_names_the_repackage_that_installs_vllm(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(_site(tmp_path / "a", "vllm-npuperf-test", "9.8.7")))
+    assert fingerprint.provider_version("vllm") == "9.8.7 (vllm-npuperf-test)"
+    assert fingerprint.collect("cpu", {}, environ={})["vllm"] == "9.8.7 (vllm-npuperf-test)"
+    monkeypatch.syspath_prepend(str(_site(tmp_path / "b", "vllm", "9.9.0")))  # first on the path: vLLM's own
+    assert fingerprint.provider_version("vllm") == "9.9.0"
+
+
+def test_fingerprint_vllm_without_metadata_is_unknown(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "npuperf_nodist").mkdir()
+    (tmp_path / "npuperf_nodist" / "__init__.py").write_text("")
+    assert fingerprint.provider_version("npuperf_nodist") is None  # importable, but no distribution claims it
+    assert fingerprint.provider_version("npuperf_not_installed") is None

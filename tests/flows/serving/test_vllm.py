@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fakes import VLLM_SITE, synthetic
 
-from pytest_npuperf.flows.serving.engines import Scenario, serving_prompts
+from pytest_npuperf.flows.serving.engines import CPU_KV_BUDGET_BYTES, Scenario, serving_prompts
 
 FAKE_VLLM = VLLM_SITE  # a folder holding only the fake vllm package
 
@@ -70,6 +70,8 @@ def test_vllm_engine_serves_the_tiny_model_by_its_config(fake_vllm):
     (engine,) = fake_vllm.ENGINES
     args = engine.args
     assert (args.dtype, args.load_format, args.skip_tokenizer_init, args.enable_prefix_caching) == ("bfloat16", "dummy", True, False)
+    # on a CPU the KV cache gets the other engines' budget, not a share of the host's whole memory
+    assert (args.kv_cache_memory_bytes, args.gpu_memory_utilization) == (CPU_KV_BUDGET_BYTES, 0.9)
     assert engine.config["architectures"] == ["MistralForCausalLM"]
     assert engine.config["hidden_size"] == loaded.model.config.hidden_size
     assert engine.max_model_len == max(map(len, ids)) + 4
@@ -89,6 +91,35 @@ def test_vllm_engine_serves_the_tiny_model_by_its_config(fake_vllm):
     folder = Path(args.model)
     server.close()
     assert engine.shut_down and not folder.exists()
+
+
+class _Accelerator:
+    kind = "npu"
+
+    def __init__(self, total_gib, used_gib):
+        self.total, self.used = total_gib * 2**30, used_gib * 2**30
+
+    def info(self):
+        return {"device_total_memory_bytes": self.total}
+
+    def memory(self):
+        return {"device_used_bytes": self.used}
+
+
+def test_vllm_memory_arguments_follow_the_device_and_the_vllm_version(fake_vllm):
+    from pytest_npuperf.devices.cpu import CpuDevice
+    from pytest_npuperf.errors import MeasurementError
+    from pytest_npuperf.flows.serving.vllm import memory_args
+
+    assert memory_args(CpuDevice(), fake_vllm.EngineArgs) == {"kv_cache_memory_bytes": CPU_KV_BUDGET_BYTES}
+
+    class OlderEngineArgs:  # a vLLM before kv_cache_memory_bytes: its own CPU default stays
+        gpu_memory_utilization = 0.9
+
+    assert memory_args(CpuDevice(), OlderEngineArgs) == {}
+    assert memory_args(_Accelerator(64, 16), fake_vllm.EngineArgs) == {"gpu_memory_utilization": 0.675}
+    with pytest.raises(MeasurementError, match="too little for vLLM"):
+        memory_args(_Accelerator(64, 62), fake_vllm.EngineArgs)
 
 
 def test_vllm_engine_refuses_short_outputs(fake_vllm, monkeypatch):

@@ -32,6 +32,7 @@ class EngineArgs:
     seed: Optional[int] = 0
     max_model_len: Optional[int] = None
     gpu_memory_utilization: float = 0.9
+    kv_cache_memory_bytes: Optional[int] = None  # when set, vLLM sizes its KV cache by it, not by the fraction
     enable_prefix_caching: Optional[bool] = None
     max_num_seqs: Optional[int] = None
     enforce_eager: bool = False
