@@ -108,8 +108,8 @@ def conclude(plan: Plan, results: Mapping[Applied, MixResult]) -> Conclusion:
             return Conclusion(SEVERAL, "each of these regresses the good stack alone: "
                               + "; ".join(plan.factor(s[0]).name for s in sets), sets)
         return Conclusion(PARTIAL, "; ".join(
-            f"{_names(plan, s)} {'regresses alone' if len(s) == 1 else 'regress together'}" for s in sets)
-            + ": that reverting it recovers the bad stack was not shown", sets)
+            f"applied {'alone' if len(s) == 1 else 'together'}, {_names(plan, s)} regressed the good stack" for s in sets)
+            + "; that reverting it recovers the bad stack was not shown", sets)
     gaps = [f"{plan.describe(s)}: {r.state} ({r.why})" for s, r in results.items() if r.state not in (CLEAN, REGRESSED)]
     return Conclusion(UNATTRIBUTED, "no set of changes was shown to regress on its own"
                       + (": " + "; ".join(gaps) if gaps else ""))
