@@ -27,6 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "npu_conformance: checks against published torch-npu wheels (downloaded once into "
         "$NPUPERF_WHEEL_CACHE or ~/.cache/pytest-npuperf/wheels; skipped when the index is unreachable)",
     )
+    config.addinivalue_line(
+        "markers",
+        "attribution_stacks: the attribution on real CPU stacks (skipped unless NPUPERF_ATTRIBUTE_ENVS names a "
+        "torch 2.5.1 and a torch 2.6.0 environment's python)",
+    )
 
 TESTS_DIR = Path(__file__).parent
 
