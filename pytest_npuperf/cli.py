@@ -1,4 +1,5 @@
-"""``python -m pytest_npuperf``: calibrate noise, compare two result files, show baselines."""
+"""``python -m pytest_npuperf``: calibrate noise, compare two result files, show baselines, attribute a
+regression to the component of an upgrade that caused it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from .attribute.command import DEFAULT_BUDGET_S, load_stacks, run_attribution
+from .attribute.stacks import StackError
 from .devices.cpu import CPU_TIME_FLOOR
 from .errors import BaselineError
 from .judge.compare import budgets_for, compare, finalize
@@ -17,6 +20,7 @@ from .judge.metrics import METRICS, format_value
 from .judge.noise import PoolError, noise_of, pool, run_noise
 from .judge.outcome import TestOutcome
 from .judge.result import Result
+from .report.attribution import attribution_document, attribution_lines
 from .report.export import benchmark_json, markdown_summary
 from .report.html import render_html
 from .report.terminal import short_id, summary_lines
@@ -188,6 +192,26 @@ def report(results: Path, html_path: Optional[Path], markdown: Optional[Path], b
     return 0
 
 
+def attribute(args: argparse.Namespace) -> int:
+    """Run the selection on mixed stacks; 0 when one change (or one set) explains the regression."""
+    selection = [a for a in args.pytest_args if a != "--"]
+    if not selection:
+        raise CliError("give the pytest selection after --, e.g. -- perf_tests -m npu -k 'bf16-bs1-zh_qa'")
+    stacks = load_stacks(args.stacks, args.good, args.bad, args.candidate_python, args.candidate_cann)
+    found = run_attribution(stacks, selection, args.baseline_dir, args.budget, args.workdir, Path.cwd(),
+                            lambda line: print(line, flush=True))
+    for line in attribution_lines(found):
+        print(line)
+    doc = attribution_document(found, {"command": "attribute", "selection": selection})
+    if args.results:
+        atomic_write_json(args.results, doc)
+        print(f"attribution written to {args.results}")
+    if args.html:
+        args.html.write_text(render_html(doc), encoding="utf-8")
+        print(f"HTML report written to {args.html}")
+    return 0 if found["conclusion"]["explained"] else 1
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_npuperf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -208,6 +232,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_rep.add_argument("--baseline-dir", type=Path, default=Path("baselines"))
     p_show = sub.add_parser("show", help="list the stored baselines and their history")
     p_show.add_argument("--baseline-dir", type=Path, default=Path("baselines"))
+    p_att = sub.add_parser("attribute", help="which change of an upgrade caused a regression: the selected tests "
+                           "on mixed stacks (exit 0 when one change or one set of changes explains it)")
+    p_att.add_argument("--good", type=Path, help="the good stack: a TOML or JSON file (python, cann, env)")
+    p_att.add_argument("--bad", type=Path, help="the bad stack: a TOML or JSON file (python, cann, env)")
+    p_att.add_argument("--stacks", type=Path, help="a file with [good], [bad] and [candidates] tables")
+    p_att.add_argument("--candidate-python", action="append", default=[], metavar="PATH",
+                       help="a further Python environment that may separate torch_npu, torch and transformers; repeatable")
+    p_att.add_argument("--candidate-cann", action="append", default=[], metavar="PATH",
+                       help="a further CANN set_env.sh that may separate the toolkit from the kernels; repeatable")
+    p_att.add_argument("--baseline-dir", type=Path, default=Path("baselines"))
+    p_att.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
+                       help=f"time budget for all mixes (default {DEFAULT_BUDGET_S:.0f})")
+    p_att.add_argument("--results", type=Path, help="write the attribution as JSON to PATH")
+    p_att.add_argument("--html", type=Path, help="write the attribution as an HTML report to PATH")
+    p_att.add_argument("--workdir", type=Path, help="keep each mix's results JSON and output here")
+    p_att.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: the pytest selection")
     args = parser.parse_args(argv)
     try:
         if args.command == "calibrate":
@@ -215,10 +255,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return calibrate(args.processes, extra, args.baseline_dir, args.reason)
         if args.command == "compare":
             return compare_files(args.a, args.b, args.alpha)
+        if args.command == "attribute":
+            return attribute(args)
         if args.command == "report":
             return report(args.results, args.html, args.markdown, args.benchmark_json, args.baseline_dir)
         return show(args.baseline_dir)
-    except (CliError, BaselineError) as exc:
+    except (CliError, BaselineError, StackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -15,15 +15,17 @@ from typing import Any, Dict, Generator, List, Optional, Set
 
 import pytest
 
+from .attribute.command import attribute_failures
 from .devices import DeviceShared, DeviceUnavailable
 from .errors import BaselineError, NpuPerfWarning
 from .flows.session import PerfSession
 from .judge.compare import ACCELERATOR_KINDS, budgets_for
 from .judge.outcome import TestOutcome
-from .judge.stats import NO_BASELINE
+from .judge.stats import NO_BASELINE, REGRESSED
 from .modes import EAGER
 from .outputs import record_more_processes, results_of, save_baselines, write_outputs
 from .progress import Progress, progress_for
+from .report.attribution import attribution_lines
 from .report.header import header_lines
 from .report.terminal import short_id, terminal_summary, test_kind
 from .settings import Settings, for_device, preset_note
@@ -59,6 +61,7 @@ class NpuPerfRun:
         self.call_s: Dict[str, List[float]] = {}  # execution mode -> call seconds of each perf test
         self.progress: Optional[Progress] = None
         self.reporter: Any = None
+        self.attribution: Optional[Dict[str, Any]] = None  # --npuperf-attribute's report
 
     @property
     def confirm_command(self) -> List[str]:
@@ -174,10 +177,12 @@ class NpuPerfRun:
         # Before the outputs, so that they show the pooled samples that are saved.
         if saving and not self._record_more_processes(session):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.perf.settings.attribute_path is not None and not saving:
+            self._attribute(session)
         if self.perf.outcomes:
             self.resolve_preset()
             try:
-                self.messages += write_outputs(self.perf, results_of(self.perf, self.call_s))
+                self.messages += write_outputs(self.perf, self.document())
             except OSError as exc:
                 self.messages.append(f"npuperf: could not write an output file: {exc}")
         if saving:
@@ -191,6 +196,26 @@ class NpuPerfRun:
             self.messages += gaps
             if gaps and self.perf.settings.strict:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def document(self) -> Dict[str, Any]:
+        """The run's results document, with the attribution when one ran."""
+        doc = results_of(self.perf, self.call_s)
+        if self.attribution is not None:
+            doc["attribution"] = self.attribution
+        return doc
+
+    def _attribute(self, session: pytest.Session) -> None:
+        """--npuperf-attribute: the regressed tests on mixes of this run's stack and the good one."""
+        failing = sorted(tid for tid, o in self.perf.outcomes.items() if o.status == REGRESSED)
+        if not failing:
+            return
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        say = reporter.write_line if reporter is not None else (lambda line: None)
+        self.perf.release_device()  # the mixes need the device
+        s = self.perf.settings
+        self.attribution, lines = attribute_failures(s.attribute_path, failing, self.confirm_command, s.baseline_dir,
+                                                     s.attribute_budget_s, Path(str(session.config.rootpath)), say)
+        self.messages += lines
 
     def _baseline_gaps(self) -> List[str]:
         """NO_BASELINE that needs attention: where the store has baselines of this model for another
@@ -235,6 +260,8 @@ class NpuPerfRun:
             full = self.perf.settings.summary == "full" or config.get_verbosity() >= 1
             self.resolve_preset()
             lines = terminal_summary(results_of(self.perf, self.call_s), "full" if full else "attention")
+        if self.attribution is not None:
+            lines += attribution_lines(self.attribution)
         if lines or self.messages:
             terminalreporter.section("npuperf summary")
             for line in lines + self.messages:

@@ -60,6 +60,11 @@ OPTIONS: Tuple[Tuple[str, str, str, str], ...] = (
     ("summary", "npuperf_summary",
      f"terminal summary: {'|'.join(SUMMARY_MODES)} (attention: what needs attention, counts per kind of test and "
      "the generation matrix; full: also every test's metric rows, as -v does). Default attention.", "string"),
+    ("attribute", "npuperf_attribute",
+     "when tests regress, find which change of the stack caused it: run them on mixes of this run's stack (the bad "
+     "one) and the good stack described in the TOML/JSON file STACK (docs/attribution.md).", "string"),
+    ("attribute_budget", "npuperf_attribute_budget",
+     "time budget in seconds of --npuperf-attribute, all mixes together. Default 3600.", "string"),
     ("export_benchmark_json", "npuperf_export_benchmark_json",
      "also write the results in pytest-benchmark's JSON format (e2e latency as the timed value) to PATH.", "string"),
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .attribute.stacks import StackError, load_stack_file
 from .judge.metrics import METRICS
 from .model.loader import ModelError, check_checkpoint
 from .modes import EXECUTION_MODES
@@ -43,6 +44,7 @@ DEFAULT_ACCELERATOR_PROCESSES = 6
 # it may spend in them, on a device where fresh processes are on (see Settings.confirms).
 DEFAULT_MAX_PROCESSES = 6
 DEFAULT_TIME_CAP_S = 600.0
+DEFAULT_ATTRIBUTE_BUDGET_S = 3600.0
 
 
 class SettingsError(ValueError):
@@ -88,6 +90,9 @@ class Settings:
     export_benchmark_json: Optional[Path] = None
     profile_dir: Optional[Path] = None  # profile one generation of each regressed test into this folder
     threads: Optional[int] = None
+    # --npuperf-attribute: the good stack's file, and the seconds all mixes may take.
+    attribute_path: Optional[Path] = None
+    attribute_budget_s: float = DEFAULT_ATTRIBUTE_BUDGET_S
     workloads: Tuple[str, ...] = field(default=PRESETS["full"]["workloads"])
     # Filled by the plugin under pytest-xdist: this process's device index and the worker count.
     worker_index: int = 0
@@ -292,7 +297,22 @@ def build_settings(raw: Mapping[str, Raw], rootdir: Path) -> Settings:
         kwargs["max_processes"] = _int(raw["max_processes"], 1)
     if given("time_cap"):
         kwargs["time_cap_s"] = _seconds(raw["time_cap"])
+    if given("attribute"):
+        kwargs["attribute_path"] = _stack_file(raw["attribute"], rootdir)
+    if given("attribute_budget"):
+        kwargs["attribute_budget_s"] = _seconds(raw["attribute_budget"])
     return Settings(**kwargs)
+
+
+def _stack_file(raw: Raw, rootdir: Path) -> Path:
+    """The good stack's description, read once here so that a bad file stops the run before it starts."""
+    path = _path(raw, rootdir)
+    try:
+        if load_stack_file(path).good is None:
+            raise StackError(f"{path}: holds no good stack")
+    except StackError as exc:
+        raise SettingsError(f"{raw[1]}: {exc}") from None
+    return path
 
 
 def _seconds(raw: Raw) -> float:

@@ -2,6 +2,7 @@ import textwrap
 from pathlib import Path
 
 import fakes
+import matplotlib
 import numpy  # noqa: F401
 import pytest
 import scipy.stats  # noqa: F401
@@ -11,10 +12,14 @@ import transformers.models.mistral.modeling_mistral  # noqa: F401
 import pytest_npuperf.devices.calibration
 import pytest_npuperf.flows.session  # noqa: F401
 
+matplotlib.use("Agg")  # as the HTML report sets it
+import matplotlib.pyplot
+
 # pytester's in-process runs drop the modules first imported inside them; importing numpy,
-# scipy, torch and transformers here keeps them loaded once (numpy refuses to be imported twice
+# scipy, torch, transformers and matplotlib's pyplot here keeps them loaded once (numpy refuses to be imported twice
 # in one process, a second import of torch's C extension crashes it, and a second copy of
-# transformers has classes that fail the first copy's isinstance checks). tests/fakes/synthetic.py patches
+# transformers, or of matplotlib's gridspec, has classes that fail the first copy's isinstance
+# checks). tests/fakes/synthetic.py patches
 # pytest_npuperf.flows.session and .devices.calibration: imported here, the runs share the copies it patched, also
 # when a test file runs alone.
 
@@ -26,6 +31,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "npu_conformance: checks against published torch-npu wheels (downloaded once into "
         "$NPUPERF_WHEEL_CACHE or ~/.cache/pytest-npuperf/wheels; skipped when the index is unreachable)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "attribution_stacks: the attribution on real CPU stacks (skipped unless NPUPERF_ATTRIBUTE_ENVS names a "
+        "torch 2.5.1 and a torch 2.6.0 environment's python)",
     )
 
 TESTS_DIR = Path(__file__).parent

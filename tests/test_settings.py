@@ -27,6 +27,8 @@ from pytest_npuperf.settings import SettingsError, build_settings, for_device, m
         (["--npuperf-model", "no/such/dir"], "--npuperf-model: 'no/such/dir' is neither a built-in model*"),
         (["--npuperf-preset", "huge"], "--npuperf-preset: 'huge' is not one of full, quick"),
         (["--npuperf-runs", "8", "--npuperf-max-runs", "6"], "*cap on runs (6) is below the number of runs (8)"),
+        (["--npuperf-attribute", "no/such/good.toml"], "--npuperf-attribute: *no/such/good.toml: cannot read the stack*"),
+        (["--npuperf-attribute-budget", "-5"], "--npuperf-attribute-budget: must be a positive number of seconds*"),
     ],
 )
 def test_bad_option_values_are_usage_errors(npt, args, message):

@@ -22,6 +22,7 @@ from ..judge.stats import Verdict
 from ..modes import EAGER, GRAPH
 from ..stack.changes import stack_changes
 from ..store.baselines import BaselineEntry, BaselineStore
+from .attribution import attribution_html
 from .modes import GRAPH_COLUMNS, decode_text, execution_mode, graph_tolerance, row_label, wall_time_text
 from .terminal import (
     attention_details,
@@ -412,6 +413,7 @@ def render_html(doc: Mapping[str, Any], store: Optional[BaselineStore] = None) -
         f"<style>{_CSS}</style></head><body><h1>pytest-npuperf report</h1>",
         _header(doc),
         "<h2>Needs attention</h2>", _attention(tests, entries),
+        *(["<h2>Which change caused it</h2>", attribution_html(doc["attribution"])] if doc.get("attribution") else []),
         "<h2>Results by kind of test</h2>", sections,
         "<h2>History across recorded stacks</h2>", history,
         "</body></html>",

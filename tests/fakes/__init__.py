@@ -6,6 +6,8 @@
   its int8 operators from ``npu_ops``;
 - ``torchair``: a fake torchair and npugraph_ex of each torch_npu release;
 - ``npu_session``: the real plugin on the asynchronous fake NPU (``--npuperf-device npu``);
+- ``slow_when``: a slowdown tied to the stack (a CANN release, a torch_npu release, a variable),
+  for the attribution's tests;
 - ``vllm_site/``: a folder holding only a fake ``vllm`` package; a test puts this folder (not the
   ``fakes`` package) on ``sys.path`` so that ``import vllm`` finds the fake.
 

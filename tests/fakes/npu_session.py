@@ -12,6 +12,11 @@ operator call (``npuperf.op``) queues NPUPERF_FAKE_NPU_OP_S (default 0.02) secon
 The fake torchair of the same release (tests/fakes/torchair.py) is importable as ``torchair`` and
 ``npugraph_ex``, so graph mode compiles with its recording, eager-running backends. The release
 is NPUPERF_FAKE_NPU_RELEASE (default 2.14.0), the chip NPUPERF_FAKE_NPU_SOC (default ``SOC``);
+its CANN version is the one installed where the environment's CANN points (ASCEND_TOOLKIT_HOME,
+read as the fingerprint reads it; 8.3.RC1 when there is none), as a real torch_npu reports the
+CANN it was started with. NPUPERF_FAKE_NPU_SLOW_WHEN ties a slowdown to the stack, for the
+attribution's tests (tests/fakes/slow_when.py): 'cann=8.5.0*2' doubles every device time under
+CANN 8.5.0; the keys are cann, torch_npu (the release) and env.NAME.
 NPUPERF_FAKE_NPU_NO_TORCHAIR set makes it a torch_npu built without torchair. torch_npu's
 ``__file__`` points into a temporary folder holding the release's ``dynamo/torchair`` (and
 ``dynamo/npugraph_ex``) packages, so the fingerprint reads the torchair facts as on a real install.
@@ -32,10 +37,11 @@ import pytest_npuperf.devices.accel as accel_mod
 import pytest_npuperf.devices.calibration as roofline_mod
 import pytest_npuperf.flows.kernels as kernels_mod
 import pytest_npuperf.flows.session as session_mod
-from fakes import synthetic
+from fakes import slow_when, synthetic
 from fakes import torch_npu as fake_torch_npu
 from fakes import torchair as fake_torchair
 from pytest_npuperf.flows.confirm import in_confirmation_child
+from pytest_npuperf.stack.fingerprint import ascend_versions
 
 _SAVED: Dict[str, Any] = {}
 SOC = "Ascend910B3"  # the chip of the fake (a test may set another before the run starts)
@@ -49,14 +55,25 @@ class CpuBackedNpuDevice(accel_mod.AcceleratorDevice):
 
 
 def _decode_s() -> float:
-    decode = float(os.environ.get("NPUPERF_FAKE_NPU_DECODE_S", "0.2"))
+    decode = float(os.environ.get("NPUPERF_FAKE_NPU_DECODE_S", "0.2")) * _stack_slowdown()
     if os.environ.get("NPUPERF_FAKE_NPU_SLOW_ONCE") and not in_confirmation_child():
         decode *= 2
     return decode
 
 
+def cann_version() -> str:
+    """The CANN version of the environment's CANN installation (the fake torch_npu reports it)."""
+    return ascend_versions(os.environ).get("cann_version") or "8.3.RC1"
+
+
+def _stack_slowdown() -> float:
+    """NPUPERF_FAKE_NPU_SLOW_WHEN's factor for this process's CANN, torch_npu release and variables."""
+    facts = {"cann": cann_version(), "torch_npu": os.environ.get("NPUPERF_FAKE_NPU_RELEASE", "2.14.0")}
+    return slow_when.slowdown(facts, os.environ.get("NPUPERF_FAKE_NPU_SLOW_WHEN", ""))
+
+
 def _queue_device_time(model: Any, npu: Any) -> None:
-    prefill = float(os.environ.get("NPUPERF_FAKE_NPU_PREFILL_S", "0.3"))
+    prefill = float(os.environ.get("NPUPERF_FAKE_NPU_PREFILL_S", "0.3")) * _stack_slowdown()
     decode = _decode_s()
 
     import torch
@@ -97,7 +114,8 @@ def install() -> None:
 
     release = os.environ.get("NPUPERF_FAKE_NPU_RELEASE", "2.14.0")
     bundled = not os.environ.get("NPUPERF_FAKE_NPU_NO_TORCHAIR")
-    mod = fake_torch_npu.build(version=release, soc=os.environ.get("NPUPERF_FAKE_NPU_SOC", SOC), realtime=True)
+    mod = fake_torch_npu.build(version=release, soc=os.environ.get("NPUPERF_FAKE_NPU_SOC", SOC), realtime=True,
+                               cann=cann_version())
     files = Path(tempfile.mkdtemp(prefix="fake_torch_npu_"))
     packages = [name for name in fake_torchair.build(release) if bundled]
     for package in packages:
