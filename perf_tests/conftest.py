@@ -1,6 +1,7 @@
 """Shape the suite by the preset, and order it.
 
-The quick preset keeps its own workloads (settings) and the cases not marked ``full_only``;
+The quick preset keeps its own workloads (settings), those a ``pytest_npuperf_workloads`` hook
+added (every preset runs them), and the cases not marked ``full_only``;
 ``--npuperf-mode`` keeps the execution modes asked for (eager, graph or both);
 every eager test runs before any graph test, each mode precision by precision (each model
 loaded once per mode), graph tests grouped by batch size (each shape compiled once), and within a
@@ -10,7 +11,7 @@ so that a failing generation test can name the operators and steps that regresse
 
 import pytest
 
-from pytest_npuperf.plugin import get_settings
+from pytest_npuperf.plugin import get_settings, get_workloads
 from pytest_npuperf.precision import PRECISIONS
 
 ORDER = {"test_ops.py": 0, "test_steps.py": 1}
@@ -23,7 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     settings = get_settings(config)
-    keep = set(settings.workloads)
+    keep = set(settings.workloads) | set(get_workloads(config).added())  # a team's own run in every preset
     quick = settings.preset == "quick"
     selected, deselected = [], []
     for item in items:

@@ -7,9 +7,10 @@ pure stages (judge, store, report) can be imported alone.
 from typing import Any
 
 from .errors import NpuPerfWarning
+from .model.workloads import Prompt  # what a pytest_npuperf_workloads hook returns (docs/hooks.md)
 
 __version__ = "0.1.0"
-__all__ = ["NpuPerf", "NpuPerfWarning", "__version__"]
+__all__ = ["NpuPerf", "NpuPerfWarning", "Prompt", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

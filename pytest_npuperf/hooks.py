@@ -2,8 +2,9 @@
 
 It owns the run's PerfSession and wires it to pytest: the header after collection, progress
 lines, each test's outcome on its report (so it reaches the xdist controller), the JUnit
-properties, the wall time per execution mode, the outputs and baselines at the end, and the
-summary. Every step's work is in a plain function elsewhere.
+properties, the wall time per execution mode, the outputs and baselines at the end, the teams'
+hooks (hookspec.py: stack fields and workloads once per process, the results where they are
+written), and the summary. Every step's work is in a plain function elsewhere.
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Generator, List, Optional, Set
+from typing import Any, Callable, Dict, Generator, List, Optional, Set
 
 import pytest
 
 from .attribute.command import attribute_failures
 from .devices import DeviceShared, DeviceUnavailable
 from .errors import BaselineError, NpuPerfWarning
+from .extensions import RUN_RESULTS, TEST_RESULT, HookFailure, notify, stack_fields, workloads
+from .flows.confirm import in_confirmation_child
 from .flows.session import PerfSession
 from .judge.compare import ACCELERATOR_KINDS, budgets_for
 from .judge.outcome import TestOutcome
 from .judge.stats import NO_BASELINE, REGRESSED
+from .model.workloads import WorkloadSet
 from .modes import EAGER
 from .outputs import record_more_processes, results_of, save_baselines, write_outputs
 from .progress import Progress, progress_for
@@ -51,9 +55,12 @@ def mode_of(item: pytest.Item, outcome: Optional[TestOutcome] = None) -> str:
 class NpuPerfRun:
     """Run-level hooks of pytest-npuperf."""
 
-    def __init__(self, settings: Settings, child_command: List[str]) -> None:
+    def __init__(self, settings: Settings, child_command: List[str], config: Optional[pytest.Config] = None) -> None:
         self.perf = PerfSession(settings)
         self.child_command = child_command
+        self.config = config  # for the teams' hooks (none: the suite as it ships)
+        self.asked: Dict[str, Any] = {}  # a shaping hook -> its checked answer, or its HookFailure
+        self.hook_problems: Dict[str, int] = {}  # a result hook's failure -> how often
         self.preset_resolved = settings.preset_given
         self.messages: List[str] = []
         self.not_recorded: Set[str] = set()  # tests that did not pass in every recording process
@@ -74,6 +81,46 @@ class NpuPerfRun:
             self.preset_resolved = True
             self.perf.settings = for_device(self.perf.settings, self.perf.device_kind())
         return self.perf.settings
+
+    # -- the teams' hooks that shape the run: asked once per process, their failure kept -------
+    def stack_fields(self) -> Dict[str, Any]:
+        """The fields the hooks add to the stack, now in the session's stack; HookFailure when
+        a hook raised or answered what cannot be recorded (every call raises it again)."""
+        def ask() -> Dict[str, Any]:
+            fields = stack_fields(self.config) if self.config is not None else {}
+            self.perf.add_stack_fields(fields)
+            return fields
+
+        return self._once("stack_fields", ask)
+
+    def workloads(self) -> WorkloadSet:
+        """The run's workloads, now the session's; HookFailure as for stack_fields."""
+        def ask() -> WorkloadSet:
+            if self.config is not None:
+                self.perf.workloads = workloads(self.config)
+            return self.perf.workloads
+
+        return self._once("workloads", ask)
+
+    def _once(self, hook: str, ask: Callable[[], Any]) -> Any:
+        if hook not in self.asked:
+            try:
+                self.asked[hook] = ask()
+            except HookFailure as exc:
+                self.asked[hook] = exc
+        if isinstance(self.asked[hook], HookFailure):
+            raise self.asked[hook]
+        return self.asked[hook]
+
+    def _notifies(self) -> bool:
+        """Whether this process calls the result hooks: the one that writes the run's results
+        (not an xdist worker, not a fresh confirmation or recording process)."""
+        return self.config is not None and not hasattr(self.config, "workerinput") and not in_confirmation_child()
+
+    def _notify(self, name: str, **data: Any) -> None:
+        assert self.config is not None
+        for problem in notify(self.config, name, **data):
+            self.hook_problems[problem] = self.hook_problems.get(problem, 0) + 1
 
     def header_lines(self) -> List[str]:
         perf, s = self.perf, self.perf.settings
@@ -97,6 +144,10 @@ class NpuPerfRun:
         if not items:
             return
         self.active = True
+        try:
+            self.stack_fields()  # for the header; a failure fails each perf test with its message
+        except HookFailure:
+            pass
         settings = self.resolve_preset()
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         every = progress_for(reporter, session.config.get_verbosity() >= 1, self.perf.device_kind())
@@ -155,6 +206,8 @@ class NpuPerfRun:
                                           runs, outcome.status, time.monotonic())
             if line is not None and self.reporter is not None:
                 self.reporter.write_line(line)
+        if report.when == "teardown" and self._notifies():  # passed is final: teardown failures count
+            self._notify(TEST_RESULT, nodeid=report.nodeid, outcome=outcome.to_dict())
 
     def check_health(self) -> None:
         """Before any verdict: is the device as fast as when the baselines were recorded?"""
@@ -174,6 +227,8 @@ class NpuPerfRun:
         if not self.active or hasattr(session.config, "workerinput"):
             return
         saving = self.perf.settings.save_baseline
+        doc: Optional[Dict[str, Any]] = None
+        written: Optional[Path] = None  # where the results document is, once written
         # Before the outputs, so that they show the pooled samples that are saved.
         if saving and not self._record_more_processes(session):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -182,7 +237,14 @@ class NpuPerfRun:
         if self.perf.outcomes:
             self.resolve_preset()
             try:
-                self.messages += write_outputs(self.perf, self.document())
+                self.stack_fields()  # the xdist controller's own, for the document's stack
+            except HookFailure as exc:
+                self.messages.append(f"npuperf: {exc}")
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            doc = self.document()
+            try:
+                self.messages += write_outputs(self.perf, doc)
+                written = self.perf.settings.results_path
             except OSError as exc:
                 self.messages.append(f"npuperf: could not write an output file: {exc}")
         if saving:
@@ -196,6 +258,12 @@ class NpuPerfRun:
             self.messages += gaps
             if gaps and self.perf.settings.strict:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if doc is not None and self._notifies():  # last: the files and baselines are written, a failing hook loses nothing
+            self._notify(RUN_RESULTS, results=doc, path=written)
+        if self.hook_problems:
+            self.messages += [f"npuperf: {problem}" + (f" ({count} times)" if count > 1 else "") + "; the run fails"
+                              for problem, count in self.hook_problems.items()]
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def document(self) -> Dict[str, Any]:
         """The run's results document, with the attribution when one ran."""

@@ -1,4 +1,5 @@
-"""pytest wiring: options, markers, pytest_configure and the fixtures. Nothing else.
+"""pytest wiring: options, markers, the teams' hooks (hookspec.py), pytest_configure and the
+fixtures. Nothing else.
 
 Nothing heavy is imported here: torch and torch_npu are imported only when a test asks for
 the ``npuperf`` fixture, so ``pytest --help`` works where ``import torch_npu`` fails. The run
@@ -14,17 +15,24 @@ from typing import Dict, Generator
 
 import pytest
 
+from . import hookspec
 from .devices import DeviceBroken, DeviceShared, DeviceUnavailable, prepare_torch_import
+from .extensions import HookFailure
 from .fixture import NpuPerf
 from .flows.confirm import child_device_index
 from .flows.session import PerfSession
 from .hooks import NpuPerfRun
+from .model.workloads import BUILT_IN, WorkloadSet
 from .options import add_options, child_command, raw_settings
 from .settings import Settings, SettingsError, build_settings, marker_overrides
 from .stack import compat
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 RUN_KEY = pytest.StashKey[NpuPerfRun]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspec)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +46,19 @@ def get_settings(config: pytest.Config) -> Settings:
     if run is not None:
         config.stash[SETTINGS_KEY] = run.resolve_preset()
     return config.stash[SETTINGS_KEY]
+
+
+def get_workloads(config: pytest.Config) -> WorkloadSet:
+    """The run's workloads (for conftest files and test modules that parametrize by workload):
+    the suite's own with those the pytest_npuperf_workloads hooks add or replace. A bad answer of
+    a hook is a usage error naming the plugin."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:  # pytest --help
+        return BUILT_IN
+    try:
+        return run.workloads()
+    except HookFailure as exc:
+        raise pytest.UsageError(f"pytest-npuperf: {exc}") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = replace(settings, worker_index=index, worker_count=1)
     config.stash[SETTINGS_KEY] = settings
     prepare_torch_import()
-    run = NpuPerfRun(settings, child_command(config))
+    run = NpuPerfRun(settings, child_command(config), config)
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(run, "npuperf-run")
 
@@ -78,6 +99,14 @@ def npuperf_session(pytestconfig: pytest.Config) -> PerfSession:
     problems = compat.installed_stack_problems()  # looked up per run: tests replace it
     if problems:
         pytest.fail("pytest-npuperf cannot run on this stack: " + "; ".join(problems), pytrace=False)
+    failure = None
+    try:
+        run.stack_fields()
+        run.workloads()
+    except HookFailure as exc:
+        failure = exc
+    if failure is not None:  # every perf test fails with it: a result must carry what the team asked for
+        pytest.fail(f"pytest-npuperf: {failure}", pytrace=False)
     try:
         run.perf.device()
     except (DeviceShared, DeviceBroken) as exc:  # never a skip: the numbers would be wrong or missing

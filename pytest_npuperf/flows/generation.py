@@ -17,7 +17,6 @@ from ..judge.result import GENERATION_MODE, GRAPH_GENERATION_MODE, Sample, Workl
 from ..judge.roofline import check_bandwidth, peak_gb_s
 from ..judge.stats import REGRESSED
 from ..model.loader import LoadedModel, kv_bytes_per_token, tokenizer_identity
-from ..model.workloads import batch_prompts
 from ..modes import ExecutionMode
 from ..precision import Precision
 from .graph.plan import GraphPlan
@@ -40,7 +39,7 @@ def run_generation(
 ) -> TestOutcome:
     """Measure, compare with the baseline, check budgets. Raises on invalid measurements."""
     s = session.settings
-    prompts = batch_prompts(workload, batch_size)
+    prompts = session.workloads.batch(workload, batch_size)
     new_tokens = s.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
     if new_tokens < 2:
         raise ValueError(f"max_new_tokens must be >= 2 (TPOT needs two tokens), got {new_tokens}")
@@ -61,6 +60,7 @@ def run_generation(
         max_new_tokens=new_tokens,
         kind=GRAPH_GENERATION_MODE if graph else GENERATION_MODE,
         input_ids_hash=batch.ids_hash,
+        prompt_texts=session.workloads.texts_hash(prompts),
         tokenizer=tokenizer_identity(loaded),
         generation=(graph.generation(static[1]) if graph and static else GENERATION_SETTINGS)
                    + f", attn={loaded.attn_implementation}",

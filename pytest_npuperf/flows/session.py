@@ -22,9 +22,11 @@ from ..judge.noise import run_noise
 from ..judge.outcome import TestOutcome
 from ..judge.roofline import health_problems
 from ..model.loader import LoadedModel, default_model, free_model, load_model
+from ..model.workloads import BUILT_IN, WorkloadSet
 from ..precision import Precision
 from ..settings import Settings
 from ..stack.compat import reset_compiled
+from ..stack.fields import with_hook_fields
 from ..stack.fingerprint import collect
 from ..store.baselines import BaselineEntry, BaselineStore
 from .graph.runner import GraphRunner
@@ -44,6 +46,8 @@ class PerfSession:
         self._device_error: Optional[Exception] = None  # raised again at every later call
         self.skipped_devices: List[str] = []
         self.stack: Dict[str, Any] = {}
+        self.stack_fields: Dict[str, Any] = {}  # what the stack-fields hooks added (add_stack_fields)
+        self.workloads: WorkloadSet = BUILT_IN  # the run's workloads, with those hooks gave
         self._loaded: Optional[LoadedModel] = None
         self._graph: Optional[GraphRunner] = None  # the compiled decode steps of the loaded model
         self._warm_compilers: set = set()  # graph backends whose one-time start-up this process paid
@@ -65,11 +69,18 @@ class PerfSession:
                 self._device_error = exc
             else:
                 self._configure_threads()
-                self.stack = collect(self._device.kind, self._device.info())
+                self.stack = with_hook_fields(collect(self._device.kind, self._device.info()), self.stack_fields)
         if self._device is None:
             assert self._device_error is not None
             raise self._device_error
         return self._device
+
+    def add_stack_fields(self, fields: Dict[str, Any]) -> None:
+        """Fields the hooks add to the fingerprint (validated by stack.fields), in the stack
+        whether it is collected already or later."""
+        self.stack_fields = dict(fields)
+        if self.stack:
+            self.stack = with_hook_fields(self.stack, self.stack_fields)
 
     def device_kind(self) -> Optional[str]:
         """The device's kind, or None when it is unavailable (the tests then skip)."""
@@ -98,7 +109,7 @@ class PerfSession:
             return loaded
         self._free_loaded()
         device.empty_cache()
-        self._loaded = load_model(self.model_name, precision, device.torch_device)
+        self._loaded = load_model(self.model_name, precision, device.torch_device, self.workloads.prompts())
         # What loading and quantizing left behind (16-bit weights, fidelity activations) leaves the
         # allocator before anything is measured, so reserved memory shows what the model needs.
         gc.collect()

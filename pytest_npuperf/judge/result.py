@@ -40,6 +40,9 @@ class Workload:
     quant_kernel: str = ""  # the int8 kernel that ran ('' for 16-bit precisions)
     serving: str = ""  # arrival schedule, SLOs and engine settings of a serving test
     graph: str = ""  # graph mode: backend, its settings and the static cache ('' in eager mode)
+    # A hash of the prompt texts that hooks gave ('' where every prompt is the suite's own): a
+    # changed text is another workload, even where a tokenizer gives the same ids.
+    prompt_texts: str = ""
     # Absent from workloads written before version 2.
     identity_version: int = field(default=IDENTITY_VERSION, metadata={"absent": 1})
 
@@ -75,6 +78,8 @@ GRAPH_GENERATION_MODE = "graph-greedy-fixed-length"
 
 
 def _short(value: Any) -> str:
+    if value == "":
+        return "none"
     text = str(list(value)) if isinstance(value, tuple) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

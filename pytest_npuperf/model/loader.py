@@ -14,13 +14,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from ..precision import Precision
 from ..stack.compat import checkpoint_dtype_kwarg, require_dtype, require_int8
 from . import quant
 from .tokenizers import HFChatTokenizer, MistralV1Tokenizer
-from .workloads import BATCH_PROMPTS, WORKLOADS
+from .workloads import BUILT_IN, Prompt
 
 SEED = 1234
 
@@ -188,10 +188,12 @@ def _checkpoint_model(path: str, precision: Precision, torch_device: str) -> Loa
     )
 
 
-def load_model(model: str, precision: Precision, torch_device: str) -> LoadedModel:
+def load_model(model: str, precision: Precision, torch_device: str,
+               prompts: Optional[Sequence[Prompt]] = None) -> LoadedModel:
     """Build or load ``model`` ('tiny', 'mistral-7b' or a folder) in ``precision`` on the device.
 
-    An int8 precision loads the 16-bit model, records its logits on the suite's prompts,
+    An int8 precision loads the 16-bit model, records its logits on ``prompts`` (the suite's own by
+    default; the run's, with those hooks gave),
     quantizes the decoder's linear layers in place (the 16-bit weights are freed), proves the
     weights are int8 and measures the fidelity against the recorded logits.
     A precision this stack cannot run on the device raises ``compat.Unsupported`` first.
@@ -207,18 +209,18 @@ def load_model(model: str, precision: Precision, torch_device: str) -> LoadedMod
     else:
         loaded = _checkpoint_model(model, precision, torch_device)
     if precision.quant is not None:
-        _quantize(loaded, precision, torch_device)
+        _quantize(loaded, precision, torch_device, list(BUILT_IN.prompts() if prompts is None else prompts))
     return loaded
 
 
-def _prompt_logits(loaded: LoadedModel, torch_device: str) -> Dict[str, Any]:
-    """Logits of one forward pass over each of the suite's prompts, kept on the host."""
+def _prompt_logits(loaded: LoadedModel, torch_device: str, prompts: Sequence[Prompt]) -> Dict[str, Any]:
+    """Logits of one forward pass over each prompt, kept on the host."""
     import torch
 
 
     out = {}
     with torch.inference_mode():
-        for prompt in list(WORKLOADS.values()) + list(BATCH_PROMPTS):
+        for prompt in prompts:
             ids = torch.tensor([loaded.tokenizer.chat_ids(prompt.text)], device=torch_device)
             out[prompt.prompt_id] = loaded.model(input_ids=ids).logits[0].float().cpu()
     return out
@@ -227,15 +229,16 @@ def _prompt_logits(loaded: LoadedModel, torch_device: str) -> Dict[str, Any]:
 GREEDY_TOKENS = 32
 
 
-def greedy_outputs(loaded: LoadedModel, torch_device: str, max_new_tokens: int = GREEDY_TOKENS) -> Dict[str, List[int]]:
-    """Greedy continuations of the suite's prompts, EOS allowed (so the length can change)."""
+def greedy_outputs(loaded: LoadedModel, torch_device: str, prompts: Sequence[Prompt],
+                   max_new_tokens: int = GREEDY_TOKENS) -> Dict[str, List[int]]:
+    """Greedy continuations of the prompts, EOS allowed (so the length can change)."""
     import torch
 
 
     eos = loaded.tokenizer.eos_id
     out = {}
     with torch.inference_mode():
-        for prompt in list(WORKLOADS.values()) + list(BATCH_PROMPTS):
+        for prompt in prompts:
             ids = torch.tensor([loaded.tokenizer.chat_ids(prompt.text)], device=torch_device)
             generated = loaded.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                               max_new_tokens=max_new_tokens, pad_token_id=eos, eos_token_id=eos)
@@ -253,11 +256,11 @@ def greedy_fidelity(reference: List[int], current: List[int]) -> Dict[str, float
     }
 
 
-def _quantize(loaded: LoadedModel, precision: Precision, torch_device: str) -> None:
+def _quantize(loaded: LoadedModel, precision: Precision, torch_device: str, prompts: Sequence[Prompt]) -> None:
     backend = torch_device.split(":")[0]
-    reference = _prompt_logits(loaded, torch_device)
+    reference = _prompt_logits(loaded, torch_device, prompts)
     # Generated text only means something with real weights: greedy agreement for checkpoints.
-    greedy_reference = greedy_outputs(loaded, torch_device) if loaded.real_weights else {}
+    greedy_reference = greedy_outputs(loaded, torch_device, prompts) if loaded.real_weights else {}
     loaded.dense_linear_weight_bytes = loaded.linear_weight_bytes
     before = quant.allocated_bytes(backend)
     quant.quantize_model(loaded.model, precision.quant, backend)
@@ -268,10 +271,10 @@ def _quantize(loaded: LoadedModel, precision: Precision, torch_device: str) -> N
     loaded.quant_released_bytes = quant.check_memory_released(before, after, loaded.dense_linear_weight_bytes,
                                                         precision.name)
     loaded.quant_kernel = quant.KERNELS[(backend, precision.quant)][0]
-    current = _prompt_logits(loaded, torch_device)
+    current = _prompt_logits(loaded, torch_device, prompts)
     loaded.fidelity = {pid: quant.fidelity(reference[pid], current[pid]) for pid in reference}
     if greedy_reference:
-        greedy_now = greedy_outputs(loaded, torch_device)
+        greedy_now = greedy_outputs(loaded, torch_device, prompts)
         for pid, tokens in greedy_reference.items():
             loaded.fidelity[pid].update(greedy_fidelity(tokens, greedy_now[pid]))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from ..judge.roofline import known_peak
+from ..stack.changes import HOOK_FIELDS
 
 HEADER_STACK_KEYS = ("torch", "torch_npu", "transformers", "cann_version", "driver_version", "python", "torch_threads")
 
@@ -46,6 +47,8 @@ def header_lines(
     )
     lines.append("npuperf stack: " + ", ".join(
         f"{k}={st.get(k) if st.get(k) is not None else 'unknown'}" for k in HEADER_STACK_KEYS))
+    if st.get(HOOK_FIELDS):
+        lines.append("npuperf stack fields from hooks: " + ", ".join(f"{k}={v}" for k, v in st[HOOK_FIELDS].items()))
     lines += [f"npuperf: not using {reason}" for reason in skipped]
     if budgets:
         shown = ", ".join(f"{name} {budgets[name] * 100:g}%" for name in BUDGET_HEADLINE if name in budgets)

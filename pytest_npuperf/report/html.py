@@ -20,7 +20,7 @@ from ..judge.compare import describe
 from ..judge.metrics import METRICS, format_value
 from ..judge.stats import Verdict
 from ..modes import EAGER, GRAPH
-from ..stack.changes import stack_changes
+from ..stack.changes import NESTED, stack_changes
 from ..store.baselines import BaselineEntry, BaselineStore
 from .attribution import attribution_html
 from .modes import GRAPH_COLUMNS, decode_text, execution_mode, graph_tolerance, row_label, wall_time_text
@@ -359,10 +359,10 @@ def _svg_line(values: Sequence[float], width: int = 260, height: int = 70) -> st
 def _common_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> List[str]:
     """Stack changes over the keys both recorded (an earlier baseline keeps only the main ones)."""
     common = set(before) & set(after)
-    if "env" in before or "env" in after:  # an environment variable set or unset is a change
-        common.add("env")
-    return stack_changes({k: (before.get(k) or {}) if k == "env" else before[k] for k in common},
-                         {k: (after.get(k) or {}) if k == "env" else after[k] for k in common})
+    # An environment variable or a hook's field set or unset is a change.
+    common |= {k for k in NESTED if k in before or k in after}
+    return stack_changes({k: (before.get(k) or {}) if k in NESTED else before[k] for k in common},
+                         {k: (after.get(k) or {}) if k in NESTED else after[k] for k in common})
 
 
 def _history(tests: Sequence[Mapping[str, Any]], entries: Mapping[str, BaselineEntry]) -> str:

@@ -20,7 +20,7 @@ from ..errors import BaselineError
 from ..judge.drift import RESET_KEY
 from ..judge.metrics import METRICS
 from ..judge.result import Result, Sample, Workload, values_by_process
-from ..stack.changes import STACK_KEYS
+from ..stack.changes import HOOK_FIELDS, STACK_KEYS
 from .files import atomic_write_json, locked, safe_component
 
 # Entry key: the offered load of a serving test (load, capacity_rps, rate_rps, measured), frozen
@@ -201,10 +201,13 @@ def history_item(entry: Mapping[str, Any]) -> Dict[str, Any]:
     """What is kept of a replaced baseline: medians, stack, when and why (not the raw samples)."""
     medians, n = entry_medians(entry)
     stack = dict(entry.get("stack", {}))
+    kept = {k: stack.get(k) for k in STACK_KEYS}
+    if stack.get(HOOK_FIELDS):  # a team's own facts: what the history shows changing with them
+        kept[HOOK_FIELDS] = stack[HOOK_FIELDS]
     return {
         "recorded_at": entry.get("recorded_at", ""),
         "reason": entry.get("reason", ""),
-        "stack": {k: stack.get(k) for k in STACK_KEYS},
+        "stack": kept,
         "workload": entry.get("workload", {}),
         "medians": medians,
         "n": n,

@@ -134,7 +134,7 @@ def _fake_module() -> Any:
     return types.SimpleNamespace(config=MistralConfig(**TINY_CONFIG), parameters=lambda: iter([weight]))
 
 
-def _load_model(model: str, precision: Any, torch_device: str) -> LoadedModel:
+def _load_model(model: str, precision: Any, torch_device: str, prompts: Any = None) -> LoadedModel:
     LOADS.append(precision.name)
     EVENTS.append(f"load:{precision.name}")
     other = "-other" if _child_mode() == "mismatch" else ""

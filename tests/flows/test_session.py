@@ -73,3 +73,26 @@ def test_every_test_starts_on_a_clean_device_so_its_peak_memory_is_its_own(fake_
     npu._allocate(1 * gib)
     npu._free(1 * gib)
     assert device.memory()["peak_reserved_bytes"] == 18 * gib
+
+
+def test_the_session_loads_models_with_the_run_s_prompts_and_adds_hook_fields_to_its_stack(tmp_path, monkeypatch):
+    """What the hooks gave reaches the model (int8 fidelity prompts) and the stack, collected before or after."""
+    from pytest_npuperf import Prompt
+    from pytest_npuperf.flows import session as session_mod
+    from pytest_npuperf.model.workloads import with_hook_workloads
+    from pytest_npuperf.precision import get_precision
+    from pytest_npuperf.settings import build_settings
+
+    loads = []
+    monkeypatch.setattr(session_mod, "load_model", lambda *args: loads.append(args) or synthetic._load_model(*args))
+    session = session_mod.PerfSession(build_settings({"device": ("cpu", "--npuperf-device")}, tmp_path))
+    session.workloads = with_hook_workloads([("p", [Prompt("team_rag", "Which quay was built in 1847?")])])
+    session.model(get_precision("bf16"))
+    assert loads[0][3] == session.workloads.prompts() and loads[0][3][5].prompt_id == "team_rag"
+    assert "hook_fields" not in session.stack and session.stack["device_kind"] == "cpu"
+    session.add_stack_fields({"driver_build": "1051"})  # after the stack was collected
+    assert session.stack["hook_fields"] == {"driver_build": "1051"} and session.stack["device_kind"] == "cpu"
+    later = session_mod.PerfSession(build_settings({"device": ("cpu", "--npuperf-device")}, tmp_path))
+    later.add_stack_fields({"image": "perf:1"})  # before
+    later.device()
+    assert later.stack["hook_fields"] == {"image": "perf:1"} and "torch" in later.stack

@@ -80,3 +80,24 @@ def test_greedy_fidelity_formula():
     assert greedy_fidelity([1, 2, 3, 4], [1, 2, 9, 4, 5]) == {"fidelity_greedy_agreement": 0.75,
                                                            "fidelity_length_ratio": 1.25}
     assert greedy_fidelity([1, 2, 3, 4], [1, 2]) == {"fidelity_greedy_agreement": 0.5, "fidelity_length_ratio": 0.5}
+
+
+def test_int8_fidelity_is_measured_on_the_prompts_given(monkeypatch):
+    """The run's prompts, with those a hook added or replaced: a replaced text is measured as it is now."""
+    from pytest_npuperf import Prompt
+    from pytest_npuperf.model import loader as model_mod
+    from pytest_npuperf.model.workloads import BUILT_IN, with_hook_workloads
+
+    require(require_int8, "cpu", "w8a16")
+    seen = []
+    original = model_mod._prompt_logits
+    monkeypatch.setattr(model_mod, "_prompt_logits", lambda loaded, dev, prompts: seen.append(list(prompts))
+                        or original(loaded, dev, prompts))
+    run = with_hook_workloads([("p", [Prompt("team_rag", "Which quay was built in 1847?"),
+                                      Prompt("zh_qa", "请用两句话解释什么是机器学习。", replace=True)])])
+    loaded = load_model("tiny", get_precision("int8-w8a16"), "cpu", run.prompts())
+    assert sorted(loaded.fidelity) == sorted(p.prompt_id for p in run.prompts())
+    assert seen == [run.prompts()] * 2  # before and after quantizing
+    assert [p.text for p in seen[0] if p.prompt_id == "zh_qa"] == ["请用两句话解释什么是机器学习。"]
+    assert sorted(load_model("tiny", get_precision("int8-w8a16"), "cpu").fidelity) == sorted(
+        p.prompt_id for p in BUILT_IN.prompts())

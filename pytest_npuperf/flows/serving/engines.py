@@ -30,7 +30,7 @@ from ...devices.base import Device
 from ...errors import MeasurementError
 from ...judge.result import Sample
 from ...model.loader import LoadedModel, kv_bytes_per_token
-from ...model.workloads import BATCH_PROMPTS, WORKLOADS
+from ...model.workloads import BUILT_IN
 from ...stack.compat import continuous_batching_config
 from ..measure import TokenClock, generate_fixed, make_batch
 
@@ -385,8 +385,10 @@ def _restore_attention(model: Any, implementation: str) -> None:
 
 
 def serving_prompts(count: int) -> List[Any]:
-    """The study's prompts (workloads first, then the batch prompts), cycled to ``count``."""
-    pool = list(WORKLOADS.values()) + list(BATCH_PROMPTS)
+    """The study's prompts (workloads first, then the batch prompts), cycled to ``count``. Always
+    the suite's own: a workload a hook adds or replaces leaves the serving tests and their
+    baselines as they are."""
+    pool = BUILT_IN.prompts()
     return [pool[i % len(pool)] for i in range(count)]
 
 
