@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from .attribute.command import DEFAULT_BUDGET_S, load_stacks, run_attribution
 from .attribute.stacks import StackError
 from .devices.cpu import CPU_TIME_FLOOR
 from .errors import BaselineError
+from .flows.recording import SERVING_LOADS_ENV
 from .judge.compare import budgets_for, compare, finalize
 from .judge.metrics import METRICS, format_value
 from .judge.noise import PoolError, noise_of, pool, run_noise
@@ -24,7 +26,7 @@ from .report.attribution import attribution_document, attribution_lines
 from .report.export import benchmark_json, markdown_summary
 from .report.html import render_html
 from .report.terminal import short_id, summary_lines
-from .store.baselines import BaselineEntry, BaselineStore, entry_medians
+from .store.baselines import SERVING_LOAD_KEY, BaselineEntry, BaselineStore, entry_medians
 from .store.files import atomic_write_json
 
 # The columns of calibrate's table (every gated metric is calibrated and stored).
@@ -57,13 +59,14 @@ def calibrate(processes: int, pytest_args: List[str], baseline_dir: Path, reason
         raise CliError("pass the baseline folder as --baseline-dir; results and saving are handled by calibrate")
     per_test: Dict[str, List[Result]] = {}
     passed_everywhere: Optional[set] = None
+    env = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(processes):
             out = Path(tmp) / f"run{i}.json"
             cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args,
                    f"--npuperf-results={out}", f"--npuperf-baseline-dir={tmp}/empty"]
             print(f"calibrate: process {i + 1}/{processes}: {' '.join(cmd[1:])}", flush=True)
-            subprocess.run(cmd, check=False)
+            subprocess.run(cmd, check=False, env=env)
             if not out.exists():
                 raise CliError(f"process {i + 1} wrote no results; see its output above")
             data = _load_results(out)
@@ -71,6 +74,13 @@ def calibrate(processes: int, pytest_args: List[str], baseline_dir: Path, reason
             passed_everywhere = ok if passed_everywhere is None else passed_everywhere & ok
             for tid, result in _results(data).items():
                 per_test.setdefault(tid, []).append(result)
+            if i == 0:
+                # Serving tests given a load run, in every later process, at the rate the first
+                # one measured: one workload, so their samples pool.
+                loads = {tid: r.extra[SERVING_LOAD_KEY] for tid, r in _results(data).items()
+                         if SERVING_LOAD_KEY in r.extra}
+                (Path(tmp) / "serving_loads.json").write_text(json.dumps(loads), encoding="utf-8")
+                env[SERVING_LOADS_ENV] = str(Path(tmp) / "serving_loads.json")
     keep = {tid: runs for tid, runs in per_test.items() if tid in (passed_everywhere or set()) and len(runs) == processes}
     if not keep:
         raise CliError("no test passed in every process; nothing to record")
@@ -256,7 +266,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "compare":
             return compare_files(args.a, args.b, args.alpha)
         if args.command == "attribute":
-            return attribute(args)
+            try:
+                return attribute(args)
+            except (OSError, ValueError) as exc:  # a file that cannot be written, a child that cannot start
+                raise CliError(f"attribution stopped: {type(exc).__name__}: {exc}") from None
         if args.command == "report":
             return report(args.results, args.html, args.markdown, args.benchmark_json, args.baseline_dir)
         return show(args.baseline_dir)

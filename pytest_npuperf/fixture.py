@@ -120,7 +120,7 @@ class NpuPerf:
                                    f"the capacity, e.g. 0.5), not {'both' if load is not None else 'neither'}")
             parsed = tuple(parse_slo(x) for x in slos) if slos else DEFAULT_SLOS
             settings = self._session.settings
-            scenario = Scenario(int(requests or settings.serving_requests), float(rate or 0.0), float(burstiness),
+            scenario = Scenario(int(settings.serving_requests if requests is None else requests), float(rate or 0.0), float(burstiness),
                                 int(seed), int(max_new_tokens or settings.max_new_tokens), int(max_batch),
                                 float(batch_timeout_s), parsed, None if load is None else float(load))
             scenario.validate()

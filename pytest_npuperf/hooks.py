@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Generator, List, Optional, Set
+from typing import Any, Callable, Dict, Generator, List, Optional, Set, Tuple
 
 import pytest
 
@@ -232,8 +232,6 @@ class NpuPerfRun:
         # Before the outputs, so that they show the pooled samples that are saved.
         if saving and not self._record_more_processes(session):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.perf.settings.attribute_path is not None and not saving:
-            self._attribute(session)
         if self.perf.outcomes:
             self.resolve_preset()
             try:
@@ -241,12 +239,11 @@ class NpuPerfRun:
             except HookFailure as exc:
                 self.messages.append(f"npuperf: {exc}")
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            doc = self.document()
-            try:
-                self.messages += write_outputs(self.perf, doc)
-                written = self.perf.settings.results_path
-            except OSError as exc:
-                self.messages.append(f"npuperf: could not write an output file: {exc}")
+            doc, written = self._write_outputs()
+            # The attribution after the run's own outputs (it may take hours: nothing is lost if
+            # it is stopped), which are then written again with its report.
+            if self.perf.settings.attribute_path is not None and not saving and self._attribute(session):
+                doc, written = self._write_outputs(say=False)
         if saving:
             try:
                 self.messages += save_baselines(self.perf, self.not_recorded)
@@ -272,18 +269,32 @@ class NpuPerfRun:
             doc["attribution"] = self.attribution
         return doc
 
-    def _attribute(self, session: pytest.Session) -> None:
-        """--npuperf-attribute: the regressed tests on mixes of this run's stack and the good one."""
+    def _write_outputs(self, say: bool = True) -> Tuple[Dict[str, Any], Optional[Path]]:
+        """The results document, written to every output asked for; (document, results path)."""
+        doc = self.document()
+        try:
+            lines = write_outputs(self.perf, doc)
+            self.messages += lines if say else []
+            return doc, self.perf.settings.results_path
+        except OSError as exc:
+            self.messages.append(f"npuperf: could not write an output file: {exc}")
+            return doc, None
+
+    def _attribute(self, session: pytest.Session) -> bool:
+        """--npuperf-attribute: the regressed tests on mixes of this run's stack and the good one;
+        whether it ran."""
         failing = sorted(tid for tid, o in self.perf.outcomes.items() if o.status == REGRESSED)
         if not failing:
-            return
+            return False
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         say = reporter.write_line if reporter is not None else (lambda line: None)
         self.perf.release_device()  # the mixes need the device
         s = self.perf.settings
-        self.attribution, lines = attribute_failures(s.attribute_path, failing, self.confirm_command, s.baseline_dir,
+        command = self.confirm_command + s.sampling_args()  # the mixes sample as this run did
+        self.attribution, lines = attribute_failures(s.attribute_path, failing, command, s.baseline_dir,
                                                      s.attribute_budget_s, Path(str(session.config.rootpath)), say)
         self.messages += lines
+        return True
 
     def _baseline_gaps(self) -> List[str]:
         """NO_BASELINE that needs attention: where the store has baselines of this model for another

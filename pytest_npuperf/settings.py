@@ -118,6 +118,14 @@ class Settings:
             return self.processes
         return 1 if device_kind == "cpu" else DEFAULT_ACCELERATOR_PROCESSES
 
+    def sampling_args(self) -> List[str]:
+        """The options of this run that decide how far an undecided test samples fresh processes
+        (for the attribution's mixes, which must judge as the run did)."""
+        args = [f"--npuperf-max-processes={self.max_processes}", f"--npuperf-time-cap={self.time_cap_s:g}"]
+        if self.confirm is not None:
+            args.append("--npuperf-confirm" if self.confirm else "--npuperf-no-confirm")
+        return args
+
     def as_args(self) -> List[str]:
         """Command-line options that reproduce these settings in a child pytest process."""
         args = [
@@ -308,8 +316,12 @@ def _stack_file(raw: Raw, rootdir: Path) -> Path:
     """The good stack's description, read once here so that a bad file stops the run before it starts."""
     path = _path(raw, rootdir)
     try:
-        if load_stack_file(path).good is None:
+        stacks = load_stack_file(path)
+        if stacks.good is None:
             raise StackError(f"{path}: holds no good stack")
+        if stacks.bad is not None:
+            raise StackError(f"{path}: holds a [bad] stack, but with --npuperf-attribute the bad stack is the run's "
+                             "own; remove the [bad] table")
     except StackError as exc:
         raise SettingsError(f"{raw[1]}: {exc}") from None
     return path

@@ -3,6 +3,7 @@ what is accepted; precedence marker > command line > ini > default; the preset p
 
 import json
 import math
+import sys
 from dataclasses import replace
 
 import pytest
@@ -10,6 +11,15 @@ import pytest
 from pytest_npuperf.judge.metrics import METRICS
 from pytest_npuperf.modes import get_mode
 from pytest_npuperf.settings import SettingsError, build_settings, for_device, marker_overrides, preset_note
+
+
+def test_an_attribution_file_with_a_bad_stack_is_a_usage_error(npt, tmp_path):
+    npt.fake()
+    both = tmp_path / "stacks.json"
+    both.write_text('{"good": {"python": "%s"}, "bad": {"python": "%s"}}' % (sys.executable, sys.executable))
+    result = npt.run(f"--npuperf-attribute={both}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*holds a [[]bad[]] stack, but with --npuperf-attribute the bad stack is the run's own*"])
 
 
 @pytest.mark.parametrize(

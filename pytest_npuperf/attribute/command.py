@@ -69,8 +69,10 @@ def current_stack(stacks: StackFile) -> StackFile:
     interpreter, the CANN it was started with, the variables as they are)."""
     if stacks.good is None:
         raise StackError("--npuperf-attribute: the file holds no good stack")
-    bad = stacks.bad or StackSpec("bad", sys.executable, None, ())
-    return StackFile(stacks.good, bad, stacks.candidates)
+    if stacks.bad is not None:
+        raise StackError("--npuperf-attribute: the file holds a [bad] stack, but the bad stack is this run's own; "
+                         "remove the [bad] table (python -m pytest_npuperf attribute --bad takes one)")
+    return StackFile(stacks.good, StackSpec("bad", sys.executable, None, ()), stacks.candidates)
 
 
 def in_attribution() -> bool:
@@ -91,4 +93,6 @@ def attribute_failures(stack_file: Path, failing: Sequence[str], command: Sequen
                                 rootdir, say)
     except StackError as exc:
         return None, [f"npuperf: attribution not run: {exc}"]
+    except Exception as exc:  # the run's own results are already written: report, never lose them
+        return None, [f"npuperf: attribution FAILED ({type(exc).__name__}: {exc}); the run's results are kept"]
     return found, []

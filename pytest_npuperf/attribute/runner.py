@@ -173,10 +173,16 @@ def run_mix(world: World, job: Job, mix: Mix, index: int, expected: Sequence[str
     if mix.problems:
         return MixResult(mix.applied, NOT_TRIED, "; ".join(mix.problems), command=command_line)
     results, log = job.workdir / f"mix{index}.json", job.workdir / f"mix{index}.log"
+    # A kept --workdir may hold an earlier attribution's files: never read those as this mix's.
+    results.unlink(missing_ok=True)
+    log.unlink(missing_ok=True)
     python = mix.option(PYTHON)
     command = [python.where if python else "python"] + pytest_args(job.selection, job.baseline_dir, results)
     start = job.clock()
-    code = run_child(command, mix_environment(world, mix), job.cwd, log, timeout)
+    try:
+        code = run_child(command, mix_environment(world, mix), job.cwd, log, timeout)
+    except OSError as exc:
+        return MixResult(mix.applied, BROKEN, f"the child could not start: {exc}", command=command_line)
     seconds = job.clock() - start
     tail = log.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL:].strip() if log.exists() else ""
     if code is None:
@@ -205,11 +211,12 @@ def attribute(world: World, job: Job) -> Dict[str, Any]:
             spent = job.clock() - start
             done = [r.seconds for r in results.values() if r.seconds]
             left = job.budget_s - spent
-            if left <= 0 or (done and left < sum(done) / len(done)):
+            mix = plan.mix(applied)
+            # A mix that is not tried costs nothing: only one that runs must fit in the budget.
+            if not mix.problems and (left <= 0 or (done and left < sum(done) / len(done))):
                 stopped = (f"the time budget ({job.budget_s:.0f} s) was spent after {len(done)} run(s) "
                            f"({spent:.0f} s)")
                 break
-            mix = plan.mix(applied)
             job.say(f"npuperf attribute: {plan.describe(applied)} ...")
             result = run_mix(world, job, mix, len(order) + 1, expected, left)
             job.say(f"npuperf attribute: {plan.describe(applied)}: {result.state} ({result.why}; {result.seconds:.0f} s)")

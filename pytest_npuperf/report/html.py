@@ -216,7 +216,9 @@ def _run_percentile(test: Mapping[str, Any], key: str) -> str:
 def _saturation_cell(test: Mapping[str, Any]) -> str:
     why = saturated_runs(test)
     if not why:
-        return f"<td>0 of {len(serving_runs(test))}</td>" if offered_text(test) != "all at once" else "<td>by design</td>"
+        offered = offered_text(test)
+        return "<td>-</td>" if not offered else "<td>by design</td>" if offered == "all at once" else \
+            f"<td>0 of {len(serving_runs(test))}</td>"
     colour = _COLORS["REGRESSED"]
     return f'<td style="color:{colour}" title="{html.escape(why[0])}">{len(why)} of {len(serving_runs(test))}</td>'
 

@@ -175,9 +175,9 @@ def offered_text(test: Test) -> str:
     if load:
         return f"{load['load']:.0%} of {load['capacity_rps']:.3g} req/s = {load['rate_rps']:.3g} req/s"
     runs = serving_runs(test)
-    if not runs:
+    if not runs or "offered_rps" not in runs[0]:  # not serving, or written before runs said
         return ""
-    rate = runs[0].get("offered_rps")
+    rate = runs[0]["offered_rps"]
     return "all at once" if rate is None else f"{rate:.3g} req/s"
 
 

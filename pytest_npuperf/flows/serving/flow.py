@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ...errors import MeasurementError
+from ...errors import BaselineError, MeasurementError
 from ...judge.outcome import TestOutcome
 from ...judge.result import Sample, Workload, token_ids_hash
 from ...model.loader import tokenizer_identity
@@ -70,11 +70,18 @@ SETTLED = 0.05
 MAX_WARMUP_RUNS = 5
 
 
-def frozen_load(session: PerfSession, test_id: str, load: float) -> Optional[Dict[str, Any]]:
+def load_scenario(engine: str, scenario: engines.Scenario, mode: ExecutionMode) -> str:
+    """What a capacity depends on besides the device: the engine and the scenario's shape."""
+    return (f"{engine}{mode.id_suffix}, {scenario.requests} requests, {scenario.max_new_tokens} new tokens, "
+            f"max_batch {scenario.max_batch}, timeout {scenario.batch_timeout_s:g}s")
+
+
+def frozen_load(session: PerfSession, test_id: str, load: float, shape: str = "") -> Optional[Dict[str, Any]]:
     """The offered load this test must run at: the one a recording parent measured (children of a
     multi-process recording), else the one its baseline on this profile froze; None when neither
-    exists or it was frozen for another fraction (the capacity is then measured again, and the
-    workload differs from the baseline's, which the comparison reports)."""
+    exists or it was frozen for another fraction or another scenario ``shape`` (load_scenario;
+    the capacity is then measured again, and the workload differs from the baseline's, which the
+    comparison reports). A baseline file that cannot be read raises BaselineError."""
     path = os.environ.get(SERVING_LOADS_ENV)
     found: Optional[Mapping[str, Any]] = None
     if path:
@@ -88,7 +95,7 @@ def frozen_load(session: PerfSession, test_id: str, load: float) -> Optional[Dic
     if found is not None and not isinstance(found, Mapping):
         raise MeasurementError(f"the offered load of {test_id} is not a mapping ({found!r}); "
                                "delete the test's baseline entry and record it again")
-    if not found or found.get("load") != load:
+    if not found or found.get("load") != load or found.get("scenario", shape) != shape:
         return None
     rate = found.get("rate_rps")
     if not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
@@ -137,10 +144,7 @@ def run_serving(
             return graph.runner.generate_fixed(loaded, batch, new, streamer, cache_len=cache_len)
 
     offered: Dict[str, Any] = {}
-    if scenario.load is not None:
-        offered = frozen_load(session, test_id, scenario.load) or {}
-        if offered:
-            scenario = replace(scenario, rate=float(offered["rate_rps"]))
+    shape = load_scenario(engine, scenario, mode)
     warmup: Dict[str, Any] = {"tokens_per_s": []}
 
     def serve_once(run_scenario: engines.Scenario) -> Dict[str, Any]:
@@ -173,15 +177,26 @@ def run_serving(
             # the first max_batch requests as one batch: graph vs eager on the same weights
             first = make_batch(loaded, prompts[: min(scenario.max_batch, len(prompts))], device.torch_device)
             graph.check_agreement(first, scenario.max_new_tokens, cache_len=shapes[0][1])
+        if scenario.load is not None:
+            try:
+                offered.update(frozen_load(session, test_id, scenario.load, shape) or {})
+            except BaselineError:
+                if not session.settings.save_baseline:
+                    raise
+                # recording anew over a file that cannot be read: the capacity is measured again
         if scenario.load is not None and not offered:
             # The capacity: every request at once, twice (the first run warms up); the load is
             # that fraction of the second run's requests/s, kept to 4 significant digits.
             for _ in range(2):
                 probe = serve_once(replace(scenario, rate=math.inf))
-            rate = float(f"{scenario.load * probe['request_throughput']:.4g}")
-            offered.update(load=scenario.load, capacity_rps=probe["request_throughput"], rate_rps=rate,
+            capacity_rps = probe["request_throughput"]
+            if not (math.isfinite(capacity_rps) and capacity_rps > 0):
+                raise MeasurementError(f"the capacity run served {capacity_rps} requests/s; no load can be set from it")
+            offered.update(load=scenario.load, capacity_rps=capacity_rps,
+                           rate_rps=float(f"{scenario.load * capacity_rps:.4g}"), scenario=shape,
                            measured=f"{device.profile()}, {utc_now()}")
-            scenario = replace(scenario, rate=rate)
+        if offered:
+            scenario = replace(scenario, rate=float(offered["rate_rps"]))
         runs = warmup["tokens_per_s"]
         while len(runs) < session.settings.warmup or (
                 session.settings.warmup and not settled(runs) and len(runs) < MAX_WARMUP_RUNS):
@@ -212,7 +227,7 @@ def run_serving(
                  "slos": [dict(name=x.name, ttft_s=x.ttft_s, tpot_s=x.tpot_s) for x in scenario.slos],
                  "serving_warmup": {"runs": len(runs), "tokens_per_s": runs,
                                     "settled": settled(runs) if len(runs) > 1 else None},
-                 "saturated_runs": sum(1 for x in summaries if x.get("saturated"))}
+                 "saturated_runs": sum(1 for x in summaries if x.get("saturated") and x.get("offered_rps") is not None)}
         if offered:
             extra[SERVING_LOAD_KEY] = dict(offered)
         if graph:

@@ -40,6 +40,12 @@ def test_a_baseline_frozen_for_another_fraction_is_not_reused():
     assert frozen_load(Session(FROZEN), "t", 0.8) is None
 
 
+def test_a_load_measured_for_another_scenario_is_not_reused():
+    shaped = dict(FROZEN, scenario="static, 64 requests, 120 new tokens, max_batch 8, timeout 0.05s")
+    assert frozen_load(Session(shaped), "t", 0.4, shaped["scenario"]) == shaped
+    assert frozen_load(Session(shaped), "t", 0.4, "static, 16 requests, 32 new tokens, max_batch 8, timeout 0.05s") is None
+
+
 def test_a_recording_parents_load_comes_first(tmp_path, monkeypatch):
     mine = dict(FROZEN, rate_rps=6.0)
     path = tmp_path / "loads.json"
