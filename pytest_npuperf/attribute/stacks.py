@@ -65,8 +65,12 @@ def read_document(path: Path) -> Dict[str, Any]:
     if str(path).endswith(".toml"):
         try:
             import tomllib  # Python 3.11+
-        except ImportError:  # pragma: no cover - Python < 3.11
-            raise StackError(f"{path}: TOML needs Python 3.11 or later; write the description as JSON") from None
+        except ImportError:  # Python 3.9 and 3.10: tomli, the same parser, a dependency there
+            try:
+                import tomli as tomllib
+            except ImportError:
+                raise StackError(f"{path}: reading TOML before Python 3.11 needs tomli (pip install tomli); "
+                                 "or write the description as JSON") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
