@@ -93,6 +93,8 @@ def _default_dtype(dtype: Any) -> Iterator[None]:
 
 def config_fingerprint(config: Any, precision: str, weights: str) -> str:
     data = {k: getattr(config, k, None) for k in _FINGERPRINT_FIELDS}
+    if data.get("rope_theta") is None:  # transformers 5 keeps it in rope_parameters: the same model
+        data["rope_theta"] = (getattr(config, "rope_parameters", None) or {}).get("rope_theta")
     data.update(precision=precision, weights=weights)
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -101,3 +101,16 @@ def test_int8_fidelity_is_measured_on_the_prompts_given(monkeypatch):
     assert [p.text for p in seen[0] if p.prompt_id == "zh_qa"] == ["请用两句话解释什么是机器学习。"]
     assert sorted(load_model("tiny", get_precision("int8-w8a16"), "cpu").fidelity) == sorted(
         p.prompt_id for p in BUILT_IN.prompts())
+
+
+def test_the_fingerprint_reads_rope_theta_where_either_transformers_line_keeps_it():
+    from types import SimpleNamespace
+
+    from pytest_npuperf.model.loader import config_fingerprint
+
+    common = dict(model_type="mistral", hidden_size=128, num_hidden_layers=2)
+    v4 = SimpleNamespace(rope_theta=1e6, **common)  # transformers 4: an attribute
+    v5 = SimpleNamespace(rope_theta=None, rope_parameters={"rope_type": "default", "rope_theta": 1e6}, **common)
+    other = SimpleNamespace(rope_parameters={"rope_theta": 1e4}, **common)  # Mistral-7B v0.1's base
+    assert config_fingerprint(v4, "bf16", "checkpoint") == config_fingerprint(v5, "bf16", "checkpoint")
+    assert config_fingerprint(other, "bf16", "checkpoint") != config_fingerprint(v5, "bf16", "checkpoint")
