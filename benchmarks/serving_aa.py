@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
+from power import StoredEntry  # benchmarks/power.py: a recorded baseline as the judge reads it
 
 from pytest_npuperf.flows.serving.engines import Clock, Scenario, run_static, serving_sample, summarize
 from pytest_npuperf.flows.serving.flow import MAX_WARMUP_RUNS, settled
@@ -158,16 +159,6 @@ def one_process(process: Process, case: Case, rate: float) -> Tuple[List[Any], L
     return [serving_sample(s, scenario.slos) for s in summaries], summaries, scenario.rate
 
 
-@dataclass
-class StoredEntry(Result):
-    """A recorded baseline as the judge reads it: a Result with noise, no history."""
-
-    noise_cv: Dict[str, float] = None  # type: ignore[assignment]
-    history: List[Dict[str, Any]] = None  # type: ignore[assignment]
-    recorded_at: str = ""
-    drift_reset: bool = False
-
-
 def workload(case: Case, rate: float) -> Workload:
     return Workload("sim", "sim", "bf16", 8, (), (), NEW_TOKENS, kind=f"serving-static-{case.name}-rate{rate:g}")
 
@@ -183,7 +174,7 @@ def trial(seed: int, index: int, cases: Sequence[Case], args: argparse.Namespace
         for p in range(args.baseline_processes):
             taken, summaries, rate = one_process(Process(rng, *noise), case, rate)
             samples += tag_process(taken, p)
-        entries[case.name] = StoredEntry(case.name, PROFILE, workload(case, rate), samples, noise_cv={}, history=[])
+        entries[case.name] = StoredEntry(case.name, PROFILE, workload(case, rate), samples)
         rates[case.name] = rate
     prior = run_noise(entries.values())
     budgets, caps = budgets_for(None, {}), Caps(10, 6)
