@@ -269,7 +269,7 @@ def test_a_bad_marker_argument_names_the_marker_and_the_accepted_values(kwargs, 
 
 def test_sampling_caps_have_defaults_and_refuse_bad_values(tmp_path):
     default = build_settings({}, tmp_path)
-    assert default.max_processes == 6 and default.time_cap_s == 600.0
+    assert default.max_processes == 10 and default.time_cap_s == 600.0
     given = build_settings({"max_processes": ("3", "--npuperf-max-processes"),
                             "time_cap": ("90s", "--npuperf-time-cap")}, tmp_path)
     assert given.max_processes == 3 and given.time_cap_s == 90.0

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from .compare import Comparison, undecided
 from .stats import REGRESSED, UNDECIDED
 
-# The power calculation plans from the change measured so far; from one or two processes that
-# change is mostly their shift, so futility is judged from this many processes on (measured by
-# benchmarks/power.py: judging it from the first process lost a tenth of the 10% slowdowns).
-FUTILITY_FROM_PROCESSES = 3
+# The power calculation plans from the change measured so far; from a few processes that change
+# is mostly their shift, so futility is judged from this many processes on (measured by
+# benchmarks/power.py: judging it from the first process lost a tenth of the 10% slowdowns; at 3%
+# process noise, from 3 processes on 0.5% of them, from 4 on 0.2%).
+FUTILITY_FROM_PROCESSES = 4
 # How the processes loop ends (``Step.action``).
 DECIDED = "decided"
 NEW_PROCESS = "process"

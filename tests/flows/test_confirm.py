@@ -34,11 +34,11 @@ def test_a_regression_a_fresh_process_does_not_repeat_is_undecided_not_passed(np
     result.stdout.fnmatch_lines(["INCONCLUSIVE fp16-bs1-zh_qa (generation): *", "verdicts: INCONCLUSIVE 1"])
     (test,) = json.loads((npt.path / "results.json").read_text())["tests"]
     assert test["status"] == "INCONCLUSIVE" and test["passed"]
-    # Futility is judged from 3 processes on: two fresh processes, then the power calculation stops it.
+    # Futility is judged from 4 processes on: three fresh processes, then the power calculation stops it.
     assert test["comparison"]["confirmation"] == (
-        "2 fresh process(es) (OK, OK); the samples of 3 processes against the baseline: INCONCLUSIVE; stopped: at "
-        "the noise measured even 6 processes would not decide it (--npuperf-max-processes)")
-    assert [p["outcome"] for p in test["result"]["extra"]["fresh_processes"]] == ["OK", "OK"]
+        "3 fresh process(es) (OK, OK, OK); the samples of 4 processes against the baseline: INCONCLUSIVE; stopped: "
+        "at the noise measured even 10 processes would not decide it (--npuperf-max-processes)")
+    assert [p["outcome"] for p in test["result"]["extra"]["fresh_processes"]] == ["OK", "OK", "OK"]
     strict = npt.run("--npuperf-confirm", "--npuperf-strict", "-k", "fp16-bs1-zh_qa", seed=1,
                      NPUPERF_FAKE_SLOWDOWN_ONCE="fp16-bs1-zh_qa=1.3")
     strict.assert_outcomes(failed=1, deselected=7)
@@ -161,7 +161,7 @@ def test_a_regression_the_fresh_process_does_not_repeat_is_not_passed_on_its_wor
     with pytest.warns(fixture_mod.NpuPerfWarning, match="INCONCLUSIVE"):
         perf._judge(outcome)
     assert outcome.comparison.status == INCONCLUSIVE
-    assert "stopped: at the noise measured even 6 processes would not decide it" in outcome.comparison.confirmation
+    assert "stopped: at the noise measured even 10 processes would not decide it" in outcome.comparison.confirmation
 
 
 def test_inconclusive_fails_under_strict(monkeypatch):

@@ -108,8 +108,21 @@ def test_the_plan_asks_for_processes_when_they_are_the_noise():
     est = estimate([[1.12 * x for x in RUNS]], processes(1.0, 1.03, 0.97), False, 0.95)
     assert gate.decide(est, 0.03) == UNDECIDED
     assert gate.processes_needed(est, 0.03, 50) == 2
-    assert gate.processes_needed(est, 0.03, 1) is None  # its own process alone cannot settle it
     assert gate.runs_needed(est, 0.03, 5, 10) == 5  # more runs in this process would not help
+
+
+def test_futility_gives_up_on_a_change_near_the_budget_but_never_on_one_clearly_above_zero():
+    baseline = processes(1.0, 1.03, 0.97, 1.01, 0.99, 1.02)
+    # Measured +3.0% against a 3% budget from three processes: the cap of 6 cannot tell it from
+    # the budget, and its lower bound is below zero: the run gives up (INCONCLUSIVE).
+    near = estimate(processes(1.0, 1.06, 1.04), baseline, False, 0.95)
+    assert near.low <= 0 and gate.decide(near, 0.03) == UNDECIDED
+    assert gate.processes_needed(near, 0.03, 6) is None
+    # The same gap, but a change clearly above zero (a 10% slowdown its first processes
+    # understated, say): the plan keeps sampling to the cap instead.
+    above = estimate(processes(1.03, 1.06, 1.05), baseline, False, 0.95)
+    assert above.low > 0 and gate.decide(above, 0.03) == UNDECIDED
+    assert gate.processes_needed(above, 0.03, 6) == 6
 
 
 def test_the_plan_asks_for_runs_when_the_process_is_the_noise():
