@@ -65,7 +65,7 @@ from pytest_npuperf.judge.noise import run_noise
 from pytest_npuperf.judge.result import Result, Sample, Workload, tag_process
 from pytest_npuperf.judge.sampling import NEW_PROCESS, next_step, runs_to_add
 from pytest_npuperf.judge.stats import DRIFT, IMPROVED, INCONCLUSIVE, OK, REGRESSED, UNCONFIRMED
-from pytest_npuperf.settings import DEFAULT_ACCELERATOR_PROCESSES
+from pytest_npuperf.settings import DEFAULT_ACCELERATOR_PROCESSES, DEFAULT_MAX_PROCESSES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -298,6 +298,7 @@ class Outcome:
     runs: int  # samples on the current side, every process
     seconds: float  # virtual seconds on the current side, every process
     first: str = ""  # the status after the first process's runs
+    result: Optional[Result] = None  # the current side's samples, every process (benchmarks/own_noise.py)
 
 
 @dataclass
@@ -305,7 +306,7 @@ class Config:
     seed: int = 1
     trials: int = 1000
     baseline_processes: int = DEFAULT_ACCELERATOR_PROCESSES
-    max_processes: int = 6
+    max_processes: int = DEFAULT_MAX_PROCESSES
     max_runs: int = MAX_RUNS
     process_start_s: float = 0.0
     time_cap_s: float = 600.0
@@ -370,7 +371,7 @@ def judge_new(npu_module: ModuleType, cfg: Config, noise: Noise, slowdown: float
         status = UNCONFIRMED
     metrics = {v.metric: category(v.status) for v in comparison.verdicts if v.metric in GATED}
     resolvable = {v.metric: v.resolvable for v in comparison.verdicts if v.metric in GATED and v.resolvable}
-    return Outcome(status, metrics, resolvable, fresh, len(result.samples), seconds, first)
+    return Outcome(status, metrics, resolvable, fresh, len(result.samples), seconds, first, result)
 
 
 # -- the rule before the budget rule, for comparison (git 2691053) ------------------------------
@@ -691,7 +692,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20 trials per cell")
     parser.add_argument("--baseline-processes", type=int, default=DEFAULT_ACCELERATOR_PROCESSES,
                         help="suite processes the baseline is recorded in (default %(default)s, the plugin's default on an accelerator)")
-    parser.add_argument("--max-processes", type=int, default=6)
+    parser.add_argument("--max-processes", type=int, default=DEFAULT_MAX_PROCESSES,
+                        help="processes per test, its own included (default: the plugin's)")
     parser.add_argument("--process-start-s", type=float, default=0.0,
                         help="virtual seconds a fresh process costs before its first run (default 0)")
     parser.add_argument("--time-cap-s", type=float, default=600.0, help="virtual seconds for the fresh processes")

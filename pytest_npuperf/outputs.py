@@ -15,11 +15,13 @@ from .devices import DeviceShared, DeviceUnavailable
 from .flows.confirm import in_confirmation_child
 from .flows.recording import record_processes
 from .flows.session import PerfSession, utc_now
+from .judge import own_noise
 from .judge.result import Result
+from .judge.stats import DRIFT, IMPROVED, NO_BASELINE, OK, REGRESSED
 from .report.export import benchmark_json, markdown_summary
 from .report.html import render_html
 from .report.modes import wall_time_by_mode
-from .report.terminal import results_document
+from .report.terminal import results_document, short_id
 from .store.files import atomic_write_json
 
 
@@ -120,3 +122,22 @@ def save_baselines(session: PerfSession, not_recorded: Set[str]) -> List[str]:
                      "ones that have results): " + ", ".join(skipped))
     return lines
 
+
+
+def own_noise_lines(session: PerfSession) -> Tuple[List[str], bool]:
+    """A compare pass with fresh processes on: its own between-process noise held against the
+    baseline's (judge/own_noise.py); (summary lines, whether it is clearly noisier)."""
+    try:
+        kind = session.device().kind
+    except (DeviceUnavailable, DeviceShared):
+        return [], False
+    if in_confirmation_child():
+        return [], False  # one test, one process: the parent's pass speaks for it
+    compared = {tid: o for tid, o in session.outcomes.items()
+                if o.comparison is not None and o.result is not None and o.status != NO_BASELINE}
+    if not compared or not session.settings.confirms(kind):
+        return [], False
+    checks = own_noise.check([o.result for o in compared.values() if o.result is not None], session.run_noise())
+    first = [short_id(tid) for tid, o in compared.items()
+             if o.status in (OK, DRIFT, IMPROVED, REGRESSED) and o.result is not None and o.result.processes() == 1]
+    return own_noise.summary_lines(checks, first), any(c.noisier for c in checks)

@@ -180,12 +180,18 @@ class Result:
 def values_by_process(samples: Sequence[Sample], metric: str) -> List[List[float]]:
     """The values of ``metric``, one list per process tag, in tag order (processes without a value
     left out)."""
+    groups = values_by_tag(samples, metric)
+    return [groups[k] for k in sorted(groups)]
+
+
+def values_by_tag(samples: Sequence[Sample], metric: str) -> Dict[int, List[float]]:
+    """The values of ``metric`` by process tag (0: the test's own process, then its fresh ones)."""
     groups: Dict[int, List[float]] = {}
     for sample in samples:
         value = sample.metric(metric)
         if value is not None:
             groups.setdefault(sample.process, []).append(value)
-    return [groups[k] for k in sorted(groups)]
+    return groups
 
 
 def tag_process(samples: Sequence[Sample], process: int) -> List[Sample]:
