@@ -37,6 +37,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "attribution_stacks: the attribution on real CPU stacks (skipped unless NPUPERF_ATTRIBUTE_ENVS names a "
         "torch 2.5.1 and a torch 2.6.0 environment's python)",
     )
+    config.addinivalue_line(
+        "markers",
+        "orchestration: a slow test of how the plugin drives several processes (recording processes, fresh "
+        "confirmation processes, the attribution's mixes); their children do the torch work that the other tests "
+        "do in one process, so the compatibility job runs them on its oldest stack only (.ci/compat)",
+    )
 
 TESTS_DIR = Path(__file__).parent
 

@@ -3,9 +3,12 @@
 import json
 import re
 
+import pytest
+
 from pytest_npuperf.cli import main
 
 
+@pytest.mark.orchestration
 def test_calibrate_stores_between_process_noise(npt, capsys):
     from pytest_npuperf.cli import main
 

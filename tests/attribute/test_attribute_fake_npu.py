@@ -79,6 +79,7 @@ def attribute(npu_run, stacks: Path, capsys):
     return code, out, json.loads((npu_run.path / "attribution.json").read_text())["attribution"]
 
 
+@pytest.mark.orchestration
 def test_the_command_names_the_cann_release_that_slows_the_device(npu_run, tmp_path, capsys):
     bad = python_env(tmp_path, "env-2.6.0", "2.6.0")
     code, out, found = attribute(npu_run, stacks_file(tmp_path, bad, "1", "2"), capsys)
@@ -107,6 +108,7 @@ def test_the_command_names_the_cann_release_that_slows_the_device(npu_run, tmp_p
     assert "Which change caused it" in (npu_run.path / "attribution.html").read_text()
 
 
+@pytest.mark.orchestration
 def test_a_mix_whose_environment_cannot_import_is_reported_and_never_blamed(npu_run, tmp_path, capsys):
     # torch_npu 2.6.0's environment does not import under CANN 8.3.RC1 (as a torch_npu built for a
     # newer CANN fails to load its libraries): the bad stack with the old CANN is broken.

@@ -26,6 +26,7 @@ SAVE = "--npuperf-save-baseline"
 ONE = "fp16-bs1-zh_qa"
 
 
+@pytest.mark.orchestration
 def test_a_regression_a_fresh_process_does_not_repeat_is_undecided_not_passed(npt):
     npt.fake()
     npt.run(SAVE)
@@ -44,6 +45,7 @@ def test_a_regression_a_fresh_process_does_not_repeat_is_undecided_not_passed(np
     strict.assert_outcomes(failed=1, deselected=7)
 
 
+@pytest.mark.orchestration
 def test_confirm_fails_a_regression_that_repeats(npt):
     npt.fake()
     npt.run(SAVE)
@@ -58,6 +60,7 @@ def test_confirm_fails_a_regression_that_repeats(npt):
     ("oom", "ERROR", "*out of memory on cpu*"),
     ("mismatch", "MISMATCH", "*model_fingerprint: fake-fp16-other (confirmation) vs fake-fp16 (now)*"),
 ])
+@pytest.mark.orchestration
 def test_a_confirmation_that_measured_nothing_valid_confirms_the_regression(npt, mode, outcome, line):
     npt.fake()
     npt.run(SAVE)
@@ -75,6 +78,7 @@ def test_a_confirmation_that_measured_nothing_valid_confirms_the_regression(npt,
     assert test["result"]["extra"]["fresh_processes"][0]["outcome"] == outcome
 
 
+@pytest.mark.orchestration
 def test_the_parent_frees_its_model_before_the_child_and_reloads_it_after(npt, monkeypatch):
     npt.fake()
     npt.run(SAVE)
@@ -255,6 +259,7 @@ def test_run_child_passes_the_device_index_and_reports_a_timeout(tmp_path):
     assert slow.outcome == "TIMEOUT" and not slow.usable
 
 
+@pytest.mark.orchestration
 def test_the_child_process_takes_the_device_index_it_is_given(npt):
     npt.fake()
     result = npt.run("-k", ONE, NPUPERF_CONFIRMING="1", NPUPERF_DEVICE_INDEX="1", NPUPERF_FAKE_DEVICES="2")
@@ -266,6 +271,7 @@ def test_the_child_process_takes_the_device_index_it_is_given(npt):
     assert child_device_index({DEVICE_INDEX_ENV: "1"}) is None  # only inside a confirmation child
 
 
+@pytest.mark.orchestration
 def test_under_xdist_the_child_measures_on_its_workers_device(npt):
     pytest.importorskip("xdist")
     npt.fake()
@@ -279,6 +285,7 @@ def test_under_xdist_the_child_measures_on_its_workers_device(npt):
     assert seen and all(worker == f"gw{index}" for worker, index in seen), seen
 
 
+@pytest.mark.orchestration
 def test_a_crashed_confirmation_child_leaves_the_regression_standing(npu_run):
     common = ("--npuperf-device", "npu", "--npuperf-model", "tiny", "--npuperf-max-new-tokens", "4")
     npu_run.run(*common, "--npuperf-save-baseline", "--npuperf-processes", "1").assert_outcomes(passed=1)
@@ -286,6 +293,7 @@ def test_a_crashed_confirmation_child_leaves_the_regression_standing(npu_run):
     crashed.assert_outcomes(failed=1)
 
 
+@pytest.mark.orchestration
 def test_junit_gets_the_verdict_after_confirmation(npt):
     """The JUnit property says what the test finally is after its fresh process (undecided at the
     cap), not the REGRESSED of its first process."""

@@ -13,6 +13,7 @@ def _entries(npt):
     return json.loads(path.read_text())["entries"]
 
 
+@pytest.mark.orchestration
 def test_a_baseline_recorded_in_three_processes_stores_pooled_samples_and_their_noise(npt):
     npt.fake()
     # This process 10% slower than its two children: a between-process shift.
@@ -32,6 +33,7 @@ def test_a_baseline_recorded_in_three_processes_stores_pooled_samples_and_their_
     assert npt.run("-k", "bs1").ret == 0  # and the pooled baseline compares
 
 
+@pytest.mark.orchestration
 def test_a_test_that_fails_in_one_recording_process_is_not_saved(npt):
     npt.fake()
     result = npt.run(SAVE, "--npuperf-processes", "2", "-k", "bs1", NPUPERF_FAKE_CHILD="oom")

@@ -85,6 +85,7 @@ def test_serve(npuperf):
 """
 
 
+@pytest.mark.orchestration
 def test_a_load_is_measured_once_then_frozen_for_every_recording_process_and_the_compare_pass(npt):
     """The real plugin and the tiny model on the CPU: the capacity is probed in the first
     recording process only; the second runs at the same rate (so their samples pool); the
