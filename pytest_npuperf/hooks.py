@@ -252,7 +252,7 @@ class NpuPerfRun:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         else:
             gaps = self._baseline_gaps()
-            self.messages += gaps + own_noise_lines(self.perf)[0]
+            self.messages += gaps + own_noise_lines(self.perf)
             if gaps and self.perf.settings.strict:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if doc is not None and self._notifies():  # last: the files and baselines are written, a failing hook loses nothing

@@ -123,21 +123,19 @@ def save_baselines(session: PerfSession, not_recorded: Set[str]) -> List[str]:
     return lines
 
 
-
-def own_noise_lines(session: PerfSession) -> Tuple[List[str], bool]:
+def own_noise_lines(session: PerfSession) -> List[str]:
     """A compare pass with fresh processes on: its own between-process noise held against the
-    baseline's (judge/own_noise.py); (summary lines, whether it is clearly noisier)."""
+    baseline's (judge/own_noise.py), as lines of the terminal summary."""
     try:
         kind = session.device().kind
     except (DeviceUnavailable, DeviceShared):
-        return [], False
-    if in_confirmation_child():
-        return [], False  # one test, one process: the parent's pass speaks for it
-    compared = {tid: o for tid, o in session.outcomes.items()
+        return []
+    if in_confirmation_child() or not session.settings.confirms(kind):
+        return []  # a child: one test, one process, the parent's pass speaks for it
+    compared = {tid: o.result for tid, o in session.outcomes.items()
                 if o.comparison is not None and o.result is not None and o.status != NO_BASELINE}
-    if not compared or not session.settings.confirms(kind):
-        return [], False
-    checks = own_noise.check([o.result for o in compared.values() if o.result is not None], session.run_noise())
-    first = [short_id(tid) for tid, o in compared.items()
-             if o.status in (OK, DRIFT, IMPROVED, REGRESSED) and o.result is not None and o.result.processes() == 1]
-    return own_noise.summary_lines(checks, first), any(c.noisier for c in checks)
+    if not compared:
+        return []
+    first = [short_id(tid) for tid, result in compared.items()
+             if session.outcomes[tid].status in (OK, DRIFT, IMPROVED, REGRESSED) and result.processes() == 1]
+    return own_noise.summary_lines(own_noise.check(compared.values(), session.run_noise()), first)

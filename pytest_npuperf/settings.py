@@ -42,8 +42,9 @@ MAX_TOLERANCE = 10.0
 DEFAULT_ACCELERATOR_PROCESSES = 6
 # Fresh processes one undecided test may use in a comparison (its own included), and the seconds
 # it may spend in them, on a device where fresh processes are on (see Settings.confirms).
-# benchmarks/power.py, 3% noise between processes, a baseline of 6, 1000 trials: 10% slowdowns
-# caught 98.3% at a cap of 8 and 99.2% at 10 (futility judged from 4 processes on, sampling.py).
+# benchmarks/power.py's simulation, 3% noise between processes, a baseline of 6, 1000 trials:
+# 10% slowdowns caught 98.3% at a cap of 8 with futility judged from 3 processes on, 98.7% at 8
+# from 4, 99.2% at 10 from 4 (sampling.FUTILITY_FROM_PROCESSES).
 DEFAULT_MAX_PROCESSES = 10
 DEFAULT_TIME_CAP_S = 600.0
 DEFAULT_ATTRIBUTE_BUDGET_S = 3600.0

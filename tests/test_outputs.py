@@ -47,7 +47,7 @@ def test_the_run_reports_it_where_fresh_processes_were_on_and_names_the_first_pr
     rng = np.random.default_rng(3)
     outcomes = {f"t.py::test_x[{i}]": outcome(f"t.py::test_x[{i}]", np.exp(rng.normal(0, 0.09, 3))) for i in range(4)}
     outcomes["t.py::test_x[one]"] = outcome("t.py::test_x[one]", [])
-    lines, noisier = own_noise_lines(_Session(outcomes))
-    assert noisier and lines[0].startswith("npuperf: NOISE needs attention")
+    lines = own_noise_lines(_Session(outcomes))
+    assert lines[0].startswith("npuperf: NOISE needs attention")
     assert "1 test(s) decided in their first process" in lines[1] and "may be too confident: one (" in lines[1]
-    assert own_noise_lines(_Session(outcomes, fresh=False)) == ([], False)  # the CPU's pass: nothing to say
+    assert own_noise_lines(_Session(outcomes, fresh=False)) == []  # the CPU's pass: nothing to say

@@ -93,7 +93,7 @@ def summary_lines(checks: Sequence[OwnNoise], first_process_verdicts: Sequence[s
     noisier = [c for c in checks if c.noisier]
     if not any(c.prior is not None for c in checks):
         return ["npuperf: this compare pass's own process noise: " + "; ".join(c.text() for c in checks)
-                + " (the baseline was recorded in one process: nothing to hold it against)"]
+                + " (the baseline's recording measured no between-process noise to hold it against)"]
     if not noisier:
         return [f"npuperf: this compare pass's own process noise is consistent with the baseline's (F test, "
                 f"{NOISIER_LEVEL:.0%}): " + "; ".join(c.text() for c in checks)]

@@ -16,7 +16,7 @@ from .stats import REGRESSED, UNDECIDED
 # The power calculation plans from the change measured so far; from a few processes that change
 # is mostly their shift, so futility is judged from this many processes on (measured by
 # benchmarks/power.py: judging it from the first process lost a tenth of the 10% slowdowns; at 3%
-# process noise, from 3 processes on 0.5% of them, from 4 on 0.2%).
+# process noise and a cap of 8, 1.57% of them ended INCONCLUSIVE judged from 3 on, 1.20% from 4).
 FUTILITY_FROM_PROCESSES = 4
 # How the processes loop ends (``Step.action``).
 DECIDED = "decided"

@@ -68,7 +68,7 @@ def test_what_could_not_be_measured_is_said():
     (check,) = own_noise.check([result("a", [1.0, 1.05, 0.97])], {})
     assert check.prior is None and not check.noisier
     (line,) = own_noise.summary_lines([check], [])
-    assert line.endswith("the baseline's not known (the baseline was recorded in one process: nothing to hold it against)")
+    assert line.endswith("the baseline's not known (the baseline's recording measured no between-process noise to hold it against)")
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0])
