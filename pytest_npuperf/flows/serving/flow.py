@@ -64,8 +64,11 @@ def check_engine(session: PerfSession, engine: str, precision: Precision, mode: 
         require_continuous_batching()
 
 
-# Warm-up runs of a serving test go on until the output tokens/s of the last two agree within
-# SETTLED (the step time has settled: caches, allocator, clocks), up to MAX_WARMUP_RUNS.
+# Warm-up runs of a serving test send every request at once and go on until the median TPOT of
+# the last two agrees within SETTLED (the decode step has settled: caches, allocator, clocks), up
+# to MAX_WARMUP_RUNS. Not the output tokens/s: under a load below the capacity it follows the
+# offered rate, so it agreed from the second run while the step time was still falling (on the
+# simulated device of benchmarks/serving_aa.py the transient then leaked into the timed runs).
 SETTLED = 0.05
 MAX_WARMUP_RUNS = 5
 
@@ -104,12 +107,36 @@ def frozen_load(session: PerfSession, test_id: str, load: float, shape: str = ""
     return dict(found)
 
 
-def settled(tokens_per_s: List[float]) -> bool:
-    """Whether the last two warm-up runs' output tokens/s agree within SETTLED."""
-    if len(tokens_per_s) < 2:
+def settled(values: List[float]) -> bool:
+    """Whether the last two warm-up runs' figures (their median TPOT) agree within SETTLED."""
+    if len(values) < 2:
         return False
-    a, b = tokens_per_s[-2:]
+    a, b = values[-2:]
     return abs(b - a) <= SETTLED * max(a, b)
+
+
+def warm_up(serve_once: Callable[[engines.Scenario], Mapping[str, Any]], scenario: engines.Scenario,
+            at_least: int) -> Dict[str, Any]:
+    """The untimed runs before the timed ones, and what they showed (kept in the results JSON).
+
+    Every request at once (the shortest run that keeps the device busy) until the decode step has
+    settled, at least ``at_least`` times (``--npuperf-warmup``; 0: no warm-up) and at most
+    MAX_WARMUP_RUNS; then, under a load, one run at that load, so that the timed runs meet no batch
+    shape for the first time.
+    """
+    tpot: List[float] = []
+    tokens_per_s: List[float] = []
+    all_at_once = replace(scenario, rate=math.inf)
+    while len(tpot) < at_least or (at_least and not settled(tpot) and len(tpot) < MAX_WARMUP_RUNS):
+        summary = serve_once(all_at_once)
+        tpot.append(summary["tpot_s_p50"])
+        tokens_per_s.append(summary["output_tokens_per_s"])
+    at_load = 0
+    if at_least and not math.isinf(scenario.rate):
+        serve_once(scenario)
+        at_load = 1
+    return {"runs": len(tpot), "all_at_once": True, "tpot_s": tpot, "tokens_per_s": tokens_per_s,
+            "settled": settled(tpot) if len(tpot) > 1 else None, "runs_at_load": at_load}
 
 
 def run_serving(
@@ -145,7 +172,7 @@ def run_serving(
 
     offered: Dict[str, Any] = {}
     shape = load_scenario(engine, scenario, mode)
-    warmup: Dict[str, Any] = {"tokens_per_s": []}
+    warmup: Dict[str, Any] = {}
 
     def serve_once(run_scenario: engines.Scenario) -> Dict[str, Any]:
         if engine == "static":
@@ -197,10 +224,7 @@ def run_serving(
                            measured=f"{device.profile()}, {utc_now()}")
         if offered:
             scenario = replace(scenario, rate=float(offered["rate_rps"]))
-        runs = warmup["tokens_per_s"]
-        while len(runs) < session.settings.warmup or (
-                session.settings.warmup and not settled(runs) and len(runs) < MAX_WARMUP_RUNS):
-            runs.append(serve_once(scenario)["output_tokens_per_s"])
+        warmup.update(warm_up(serve_once, scenario, session.settings.warmup))
         if graph:
             graph.start_timing()
 
@@ -222,11 +246,9 @@ def run_serving(
             serving=serving_identity(scenario, servers[0].engine_args if servers else None),
             graph=graph.identity(shapes) if graph else "",
         )
-        runs = warmup["tokens_per_s"]
         extra = {"serving_runs": summaries, "kv_capacity_tokens": capacity, "execution_mode": mode.name,
                  "slos": [dict(name=x.name, ttft_s=x.ttft_s, tpot_s=x.tpot_s) for x in scenario.slos],
-                 "serving_warmup": {"runs": len(runs), "tokens_per_s": runs,
-                                    "settled": settled(runs) if len(runs) > 1 else None},
+                 "serving_warmup": warmup,
                  "saturated_runs": sum(1 for x in summaries if x.get("saturated") and x.get("offered_rps") is not None)}
         if offered:
             extra[SERVING_LOAD_KEY] = dict(offered)

@@ -8,7 +8,8 @@ import pytest
 
 from pytest_npuperf.errors import MeasurementError
 from pytest_npuperf.flows.recording import SERVING_LOADS_ENV
-from pytest_npuperf.flows.serving.flow import frozen_load, settled
+from pytest_npuperf.flows.serving.engines import Scenario
+from pytest_npuperf.flows.serving.flow import MAX_WARMUP_RUNS, frozen_load, settled, warm_up
 
 FROZEN = {"load": 0.4, "capacity_rps": 12.5, "rate_rps": 5.0, "measured": "npu-x, 2026-12-01T00:00:00+00:00"}
 
@@ -74,6 +75,54 @@ def test_settled_needs_two_runs_within_five_percent():
     assert settled([80.0, 100.0, 104.0]) and settled([100.0, 96.0])
 
 
+class Engine:
+    """serve_once for warm_up: the median TPOT of each run scripted, every scenario kept."""
+
+    def __init__(self, tpots):
+        self.tpots, self.seen = list(tpots), []
+
+    def __call__(self, scenario):
+        self.seen.append(scenario)
+        return {"tpot_s_p50": self.tpots.pop(0) if self.tpots else 0.020, "output_tokens_per_s": 100.0}
+
+
+def test_the_warm_up_sends_every_request_at_once_until_the_step_settles_then_one_run_at_the_load():
+    engine = Engine([0.040, 0.030, 0.025, 0.024])
+    out = warm_up(engine, Scenario(8, 2.5), at_least=1)
+    assert [s.rate for s in engine.seen] == [float("inf")] * 4 + [2.5]
+    assert out["runs"] == 4 and out["settled"] and out["runs_at_load"] == 1
+    assert out["tpot_s"] == [0.040, 0.030, 0.025, 0.024]
+
+
+def test_the_throughput_under_a_load_does_not_decide_when_the_step_has_settled():
+    """Under a load below the capacity the tokens/s follow the offered rate: they agree from the
+    second run on while the step time still falls; the TPOT does not."""
+    engine = Engine([0.040, 0.030, 0.0295])  # the tokens/s of every run: 100.0
+    out = warm_up(engine, Scenario(8, 2.5), at_least=1)
+    assert settled(out["tokens_per_s"][:2])
+    assert out["runs"] == 3 and out["settled"]  # 0.040 -> 0.030 is not settled; 0.030 -> 0.0295 is
+
+
+def test_the_warm_up_stops_at_its_cap_unsettled_and_says_so():
+    engine = Engine([0.100 * 0.8 ** k for k in range(10)])
+    out = warm_up(engine, Scenario(8, 2.5), at_least=1)
+    assert out["runs"] == MAX_WARMUP_RUNS and out["settled"] is False
+
+
+def test_the_warm_up_takes_at_least_what_was_asked_and_none_when_zero():
+    engine = Engine([])
+    assert warm_up(engine, Scenario(8, 2.5), at_least=3)["runs"] == 3
+    engine = Engine([])
+    out = warm_up(engine, Scenario(8, 2.5), at_least=0)
+    assert engine.seen == [] and out["runs"] == 0 and out["runs_at_load"] == 0
+
+
+def test_an_all_at_once_test_takes_no_extra_run_at_its_load():
+    engine = Engine([])
+    warm_up(engine, Scenario(8, float("inf")), at_least=2)
+    assert len(engine.seen) == 2
+
+
 SERVE = """
 import pytest
 
@@ -107,4 +156,6 @@ def test_a_load_is_measured_once_then_frozen_for_every_recording_process_and_the
     assert extra["serving_load"] == load
     assert test["comparison"]["status"] != "NO_BASELINE" and not test["comparison"]["mismatch"]
     assert all(run["offered_rps"] == load["rate_rps"] for run in extra["serving_runs"])
-    assert extra["serving_warmup"]["runs"] >= 1
+    warmup = extra["serving_warmup"]
+    assert warmup["runs"] >= 1 and warmup["all_at_once"] and warmup["runs_at_load"] == 1
+    assert len(warmup["tpot_s"]) == warmup["runs"] and all(t > 0 for t in warmup["tpot_s"])
