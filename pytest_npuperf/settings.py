@@ -194,6 +194,7 @@ def parse_tolerance_items(items: Sequence[str], source: str) -> Dict[str, float]
         if not sep:
             raise SettingsError(f"{source}: expected METRIC=FRACTION (e.g. e2e_s=0.05), got {item!r}")
         check_metric_name(name, source)
+        check_gated(name, source)
         result[name] = parse_fraction(value, f"{source} {name}")
     return result
 
@@ -201,6 +202,16 @@ def parse_tolerance_items(items: Sequence[str], source: str) -> Dict[str, float]
 def check_metric_name(name: str, source: str) -> None:
     if name not in METRICS:
         raise SettingsError(f"{source}: unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+
+
+def check_gated(name: str, source: str) -> None:
+    """A regression budget only means something for a metric that can fail a test."""
+    if not METRICS[name].gated:
+        raise SettingsError(
+            f"{source}: {name} is reported, not gated, so a regression budget for it would change nothing; "
+            f"to hold it to a limit, give its median one: @pytest.mark.npuperf(budget={{{name!r}: ...}}) "
+            "or npuperf.assert_budget"
+        )
 
 
 def _model(raw: Raw, rootdir: Path) -> str:
@@ -378,6 +389,7 @@ def marker_overrides(kwargs: Mapping[str, Any], where: str) -> Tuple[Dict[str, f
     tolerances: Dict[str, float] = {}
     for name, value in dict(kwargs.get("tolerance") or {}).items():
         check_metric_name(name, f"{where} tolerance")
+        check_gated(name, f"{where} tolerance")
         tolerances[name] = parse_fraction(value, f"{where} tolerance {name}")
     budgets: Dict[str, float] = {}
     for name, value in dict(kwargs.get("budget") or {}).items():

@@ -179,6 +179,10 @@ def test_preset_default_is_quick_on_a_cpu_and_full_on_an_accelerator():
     ({"tolerance_ini": (["speed=0.1"], "ini option npuperf_tolerance")},
      "ini option npuperf_tolerance: unknown metric 'speed'; known metrics: " + ", ".join(METRICS)),
     ({"baseline_dir": ("  ", "ini option npuperf_baseline_dir")}, "ini option npuperf_baseline_dir: empty path"),
+    ({"tolerance": (["serving_ttft_p50_s=0.1"], "--npuperf-tolerance")},
+     "--npuperf-tolerance: serving_ttft_p50_s is reported, not gated, so a regression budget for it would change "
+     "nothing; to hold it to a limit, give its median one: @pytest.mark.npuperf(budget={'serving_ttft_p50_s': ...}) "
+     "or npuperf.assert_budget"),
 ])
 def test_a_bad_value_names_its_source_and_the_accepted_values(tmp_path, raw, message):
     with pytest.raises(SettingsError) as info:
@@ -249,6 +253,8 @@ def test_marker_overrides_parse_tolerances_and_budgets():
     assert tolerances == {"e2e_s": 0.05, "tokens_per_s": 0.1}
     assert budgets == {"ttft_s": 0.5}
     assert marker_overrides({}, "t.py::test_x npuperf marker") == ({}, {})
+    # a metric that is only reported may still have an absolute limit on its median
+    assert marker_overrides({"budget": {"serving_ttft_p50_s": 0.8}}, "here") == ({}, {"serving_ttft_p50_s": 0.8})
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -256,6 +262,9 @@ def test_marker_overrides_parse_tolerances_and_budgets():
     ({"tolerance": {"speed": 0.1}}, "here tolerance: unknown metric 'speed'; known metrics: " + ", ".join(METRICS)),
     ({"tolerance": {"e2e_s": "fast"}}, "here tolerance e2e_s: expected a fraction such as 0.05 or 5%, got 'fast'"),
     ({"tolerance": {"e2e_s": 0}}, "here tolerance e2e_s: must be > 0 and <= 10, got 0"),
+    ({"tolerance": {"peak_rss_bytes": 0.1}}, "here tolerance: peak_rss_bytes is reported, not gated, so a "
+     "regression budget for it would change nothing; to hold it to a limit, give its median one: "
+     "@pytest.mark.npuperf(budget={'peak_rss_bytes': ...}) or npuperf.assert_budget"),
     ({"budget": {"speed": 1.0}}, "here budget: unknown metric 'speed'; known metrics: " + ", ".join(METRICS)),
     ({"budget": {"e2e_s": "fast"}}, "here budget e2e_s: expected a number, got 'fast'"),
     ({"budget": {"e2e_s": 0}}, "here budget e2e_s: must be a positive number, got 0"),

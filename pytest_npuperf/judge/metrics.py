@@ -76,7 +76,13 @@ _METRICS: Tuple[Metric, ...] = (
     Metric("achieved_tflops", "TFLOP/s", True, 0.03, gated=False, statistical=False, label="achieved TFLOP/s"),
     Metric("achieved_gb_s", "GB/s", True, 0.03, gated=False, statistical=False, label="achieved GB/s"),
     # Serving under load: per run of N arriving requests (the run is the sample).
-    Metric("serving_ttft_p50_s", "s", False, 0.05, label="median TTFT under load (queueing included)"),
+    # Reported, not gated: under arrivals a request's TTFT is mostly the wait for the batch that is
+    # running when it arrives, and which requests share a batch changes with the step time, so for
+    # one fixed arrival schedule the expected median TTFT is not even monotone in the device's
+    # speed (benchmarks/serving_aa.py, 40% load: a device 3% slower read 10.2% lower, 6% slower
+    # 3.5% higher). A device that got slower shows in the serving TPOT and the generation tests' TTFT.
+    Metric("serving_ttft_p50_s", "s", False, 0.05, gated=False,
+           label="median TTFT under load (queueing included)"),
     Metric("serving_tpot_p50_s", "s", False, 0.03, label="median TPOT under load"),
     Metric("serving_tokens_per_s", "tok/s", True, 0.03, label="output tokens/s under load"),
     Metric("goodput_rps", "req/s", True, 0.05, label="requests/s meeting the first SLO"),
