@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -317,6 +317,37 @@ def current_result(spec: TestSpec, samples: List[Sample]) -> Result:
     return Result(spec.test_id, PROFILE, spec.identity, samples, extra={"device_kind": "npu"})
 
 
+def fresh_processes(result: Result, comparison: Comparison, judged: Callable[[Result], Comparison],
+                    child: Callable[[int], Tuple[Result, float]], max_processes: int,
+                    time_cap_s: float) -> Tuple[Comparison, int, float, str]:
+    """fixture.py's loop after a test's own process: while ``next_step`` asks for one, a fresh
+    process (``child(index)``: the test run as a confirmation child, which judges its own samples
+    and may add runs; its samples and virtual seconds come back, added to ``result``) within the
+    time cap; then ``finalize``. Returns (the final comparison, fresh processes, their virtual
+    seconds, why sampling stopped)."""
+    first = comparison.status
+    elapsed, slowest, why, fresh = 0.0, 0.0, "", 0
+    while True:
+        processes = result.processes()
+        left = time_cap_s - elapsed
+        step = next_step(comparison, first, processes, max_processes, True, left, slowest)
+        if step.action != NEW_PROCESS:
+            why = step.why
+            break
+        child_result, child_s = child(processes)
+        fresh += 1
+        if child_s > left:  # run_child's timeout: killed, no samples
+            elapsed += left
+            why = "fresh process: TIMEOUT"
+            break
+        elapsed += child_s
+        slowest = max(slowest, child_s)
+        result.samples += tag_process(child_result.samples, processes)
+        comparison = judged(result)
+    finalize(comparison, why or "no more samples")
+    return comparison, fresh, elapsed, why
+
+
 def judge_new(npu_module: ModuleType, cfg: Config, noise: Noise, slowdown: float, trial: int, suite: Process,
               spec: TestSpec, base: Baseline) -> Outcome:
     """The budget rule, in the plugin's order: TestRun.judge, then NpuPerf._settle."""
@@ -339,33 +370,16 @@ def judge_new(npu_module: ModuleType, cfg: Config, noise: Noise, slowdown: float
             comparison = judged(result)
         return result, comparison, seconds
 
+    def child(index: int) -> Tuple[Result, float]:
+        process = Process(npu_module, cfg.seed, trial, CURRENT_SIDE, index, noise, slowdown, test=spec.index)
+        child_result, _, child_s = first_process(process)
+        return child_result, child_s + cfg.process_start_s
+
     result, comparison, seconds = first_process(suite)
     first = comparison.status
-    elapsed, slowest, why, fresh = 0.0, 0.0, "", 0
-    while True:
-        processes = result.processes()
-        left = cfg.time_cap_s - elapsed
-        step = next_step(comparison, first, processes, cfg.max_processes, True, left, slowest)
-        if step.action != NEW_PROCESS:
-            why = step.why
-            break
-        # A fresh process runs the test as a confirmation child: it judges its own samples (and may
-        # add runs) with fresh processes off; only its samples come back.
-        child = Process(npu_module, cfg.seed, trial, CURRENT_SIDE, processes, noise, slowdown, test=spec.index)
-        child_result, _, child_s = first_process(child)
-        child_s += cfg.process_start_s
-        fresh += 1
-        if child_s > left:  # run_child's timeout: killed, no samples
-            elapsed += left
-            seconds += left
-            why = "fresh process: TIMEOUT"
-            break
-        elapsed += child_s
-        seconds += child_s
-        slowest = max(slowest, child_s)
-        result.samples += tag_process(child_result.samples, processes)
-        comparison = judged(result)
-    finalize(comparison, why or "no more samples")
+    comparison, fresh, elapsed, _ = fresh_processes(result, comparison, judged, child, cfg.max_processes,
+                                                    cfg.time_cap_s)
+    seconds += elapsed
     status = comparison.status
     if first == REGRESSED and status in (OK, DRIFT, IMPROVED):
         status = UNCONFIRMED
