@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import __version__
 from .devices import DeviceShared, DeviceUnavailable
@@ -48,7 +48,11 @@ def run_header(session: PerfSession, call_s: Mapping[str, Sequence[float]]) -> D
 
 def results_of(session: PerfSession, call_s: Mapping[str, Sequence[float]]) -> Dict[str, Any]:
     """The run's results document: header and every test's outcome, raw samples included."""
-    return results_document(run_header(session, call_s), list(session.outcomes.values()))
+    doc = results_document(run_header(session, call_s), list(session.outcomes.values()))
+    own = own_noise_of(session)
+    if own is not None:
+        doc["run"]["own_noise"] = own
+    return doc
 
 
 def write_outputs(session: PerfSession, doc: Mapping[str, Any]) -> List[str]:
@@ -123,19 +127,31 @@ def save_baselines(session: PerfSession, not_recorded: Set[str]) -> List[str]:
     return lines
 
 
-def own_noise_lines(session: PerfSession) -> List[str]:
+def own_noise_of(session: PerfSession) -> Optional[Dict[str, Any]]:
     """A compare pass with fresh processes on: its own between-process noise held against the
-    baseline's (judge/own_noise.py), as lines of the terminal summary."""
+    baseline's (judge/own_noise.py), as the results JSON keeps it (``run.own_noise``: the metrics,
+    the tests decided in their first process, the summary's lines); None where there is none to
+    take (a recording, a confirmation child, fresh processes off, nothing compared)."""
+    if session.settings.save_baseline or in_confirmation_child():
+        return None  # a child: one test, one process, the parent's pass speaks for it
     try:
         kind = session.device().kind
     except (DeviceUnavailable, DeviceShared):
-        return []
-    if in_confirmation_child() or not session.settings.confirms(kind):
-        return []  # a child: one test, one process, the parent's pass speaks for it
+        return None
+    if not session.settings.confirms(kind):
+        return None
     compared = {tid: o.result for tid, o in session.outcomes.items()
                 if o.comparison is not None and o.result is not None and o.status != NO_BASELINE}
     if not compared:
-        return []
+        return None
     first = [short_id(tid) for tid, result in compared.items()
              if session.outcomes[tid].status in (OK, DRIFT, IMPROVED, REGRESSED) and result.processes() == 1]
-    return own_noise.summary_lines(own_noise.check(compared.values(), session.run_noise()), first)
+    checks = own_noise.check(compared.values(), session.run_noise())
+    return {"metrics": [c.as_dict() for c in checks], "decided_in_first_process": first,
+            "lines": own_noise.summary_lines(checks, first)}
+
+
+def own_noise_lines(session: PerfSession) -> List[str]:
+    """own_noise_of's lines for the terminal summary (none where it has nothing to say)."""
+    found = own_noise_of(session)
+    return list(found["lines"]) if found else []

@@ -87,6 +87,8 @@ def test_fixture_path_on_the_fake_npu_with_confirmation_on_by_default(npu_run):
     # process, so there is nothing to hold it against (or no test took two fresh processes).
     assert ("this compare pass's own process noise: " in once.stdout.str()
             or "this compare pass measured no between-process noise of its own" in once.stdout.str()), once.stdout.str()
+    own = json.loads((npu_run.path / "results.json").read_text(encoding="utf-8"))["run"]["own_noise"]
+    assert own["lines"] and all(line in once.stdout.str() for line in own["lines"])  # the JSON says what was said
     if final == "REGRESSED":
         once.assert_outcomes(failed=1)
     else:

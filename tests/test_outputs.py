@@ -1,5 +1,7 @@
 """The run's outputs (outputs.py): the compare pass's own-noise report as the run wires it."""
 
+import json
+
 import numpy as np
 
 from pytest_npuperf.judge.compare import Comparison
@@ -7,7 +9,7 @@ from pytest_npuperf.judge.gate import NoisePrior
 from pytest_npuperf.judge.outcome import TestOutcome
 from pytest_npuperf.judge.result import Result, Sample, Workload
 from pytest_npuperf.judge.stats import OK
-from pytest_npuperf.outputs import own_noise_lines
+from pytest_npuperf.outputs import own_noise_lines, own_noise_of
 
 
 class _Device:
@@ -17,8 +19,8 @@ class _Device:
 class _Settings:
     strict = True
 
-    def __init__(self, fresh):
-        self.fresh = fresh
+    def __init__(self, fresh, saving=False):
+        self.fresh, self.save_baseline = fresh, saving
 
     def confirms(self, kind):
         return self.fresh
@@ -27,8 +29,8 @@ class _Settings:
 class _Session:
     """What own_noise_lines reads of a PerfSession: a baseline recorded at 3% between processes."""
 
-    def __init__(self, outcomes, fresh=True):
-        self.outcomes, self.settings = outcomes, _Settings(fresh)
+    def __init__(self, outcomes, fresh=True, saving=False):
+        self.outcomes, self.settings = outcomes, _Settings(fresh, saving)
 
     def device(self):
         return _Device()
@@ -51,3 +53,21 @@ def test_the_run_reports_it_where_fresh_processes_were_on_and_names_the_first_pr
     assert lines[0].startswith("npuperf: NOISE needs attention")
     assert "1 test(s) decided in their first process" in lines[1] and "may be too confident: one (" in lines[1]
     assert own_noise_lines(_Session(outcomes, fresh=False)) == []  # the CPU's pass: nothing to say
+
+
+def test_the_results_json_keeps_it_with_the_figures_and_the_lines():
+    rng = np.random.default_rng(3)
+    outcomes = {f"t.py::test_x[{i}]": outcome(f"t.py::test_x[{i}]", np.exp(rng.normal(0, 0.09, 3))) for i in range(4)}
+    outcomes["t.py::test_x[one]"] = outcome("t.py::test_x[one]", [])
+    found = json.loads(json.dumps(own_noise_of(_Session(outcomes))))  # JSON as written
+    (tpot,) = found["metrics"]
+    assert tpot["metric"] == "tpot_s" and tpot["noisier"] is True
+    assert tpot["df"] == 4 * 2 and tpot["tests"] == 4  # 3 fresh processes in each of 4 tests
+    assert tpot["cv"] > 2 * tpot["baseline_cv"] and abs(tpot["baseline_cv"] - 0.03) < 1e-12 and tpot["baseline_df"] == 5.0
+    assert found["decided_in_first_process"] == ["one"]
+    assert found["lines"] == own_noise_lines(_Session(outcomes))
+
+
+def test_a_recording_pass_has_no_own_noise_to_report():
+    outcomes = {"t.py::test_x": outcome("t.py::test_x", [1.0, 1.01])}
+    assert own_noise_of(_Session(outcomes, saving=True)) is None and own_noise_lines(_Session(outcomes, saving=True)) == []

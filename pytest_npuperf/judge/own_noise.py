@@ -38,6 +38,12 @@ class OwnNoise:
     prior: Optional[NoisePrior]  # the baseline's, that first-process verdicts used (None: none stored)
     noisier: bool  # clearly larger than the prior (one-sided F-test at NOISIER_LEVEL)
 
+    def as_dict(self) -> Dict[str, object]:
+        """The results JSON's form: CVs as fractions, the baseline's None where it measured none."""
+        return {"metric": self.metric, "cv": math.sqrt(self.variance), "df": self.df, "tests": self.tests,
+                "baseline_cv": None if self.prior is None else math.sqrt(self.prior.variance),
+                "baseline_df": None if self.prior is None else self.prior.df, "noisier": self.noisier}
+
     def text(self) -> str:
         """'tpot_s CV 6.1% (df 14, 9 test(s)) against the baseline's 2.0% (df 5)'."""
         own = f"{self.metric} CV {math.sqrt(self.variance):.1%} (df {self.df}, {self.tests} test(s))"
