@@ -317,6 +317,12 @@ def current_result(spec: TestSpec, samples: List[Sample]) -> Result:
     return Result(spec.test_id, PROFILE, spec.identity, samples, extra={"device_kind": "npu"})
 
 
+def final_status(first: str, status: str) -> str:
+    """fixture.py's verdict: a regression of the first process that the pooled processes no
+    longer show is UNCONFIRMED (a pass, with a warning)."""
+    return UNCONFIRMED if first == REGRESSED and status in (OK, DRIFT, IMPROVED) else status
+
+
 def fresh_processes(result: Result, comparison: Comparison, judged: Callable[[Result], Comparison],
                     child: Callable[[int], Tuple[Result, float]], max_processes: int,
                     time_cap_s: float) -> Tuple[Comparison, int, float, str]:
@@ -380,9 +386,7 @@ def judge_new(npu_module: ModuleType, cfg: Config, noise: Noise, slowdown: float
     comparison, fresh, elapsed, _ = fresh_processes(result, comparison, judged, child, cfg.max_processes,
                                                     cfg.time_cap_s)
     seconds += elapsed
-    status = comparison.status
-    if first == REGRESSED and status in (OK, DRIFT, IMPROVED):
-        status = UNCONFIRMED
+    status = final_status(first, comparison.status)
     metrics = {v.metric: category(v.status) for v in comparison.verdicts if v.metric in GATED}
     resolvable = {v.metric: v.resolvable for v in comparison.verdicts if v.metric in GATED and v.resolvable}
     return Outcome(status, metrics, resolvable, fresh, len(result.samples), seconds, first, result)

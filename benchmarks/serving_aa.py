@@ -35,10 +35,11 @@ process):
 
 Printed per rule, case and effect (A/A, --slowdown): per metric and per test the share of trials
 REGRESSED, INCONCLUSIVE and passed (OK, DRIFT, IMPROVED, UNCONFIRMED); the final estimate's A/A
-change (95th percentile of its size); fresh processes and virtual seconds per test; why sampling
-stopped. Then why the TTFT is not gated: the median TTFT, queueing and TPOT of one fixed arrival
-schedule (the suite's, seed 0) against the device's speed, over --sensitivity-runs runs per
-speed, and the same averaged over as many schedules (seeds).
+change (95th percentile of its size); fresh processes per test and the virtual seconds they took
+(the test's first process not counted); why sampling stopped. Then why the TTFT is not gated:
+the median TTFT, queueing and TPOT of one fixed arrival schedule (the suite's, seed 0) against
+the device's speed, over --sensitivity-runs runs per speed, and the same averaged over as many
+schedules (seeds).
 
     python benchmarks/serving_aa.py                         # 1000 trials per cell
     python benchmarks/serving_aa.py --trials 50 --json /tmp/serving.json
@@ -59,17 +60,17 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple
 
 import numpy as np
-from power import ALPHA, MAX_RUNS, StoredEntry, category, fresh_processes  # benchmarks/power.py
+from power import ALPHA, MAX_RUNS, StoredEntry, category, final_status, fresh_processes  # benchmarks/power.py
 
 from pytest_npuperf.flows.serving.engines import Clock, Scenario, run_static, serving_sample, summarize
-from pytest_npuperf.flows.serving.flow import MAX_WARMUP_RUNS, settled, warm_up
+from pytest_npuperf.flows.serving.flow import MAX_WARMUP_RUNS, offered_rate, settled, warm_up
 from pytest_npuperf.judge import metrics as metrics_module
 from pytest_npuperf.judge import noise as noise_module
 from pytest_npuperf.judge.compare import Comparison, budgets_for, compare
 from pytest_npuperf.judge.gate import Caps
 from pytest_npuperf.judge.result import Result, Sample, Workload, tag_process
 from pytest_npuperf.judge.sampling import runs_to_add
-from pytest_npuperf.judge.stats import DRIFT, IMPROVED, INCONCLUSIVE, OK, REGRESSED, UNCONFIRMED
+from pytest_npuperf.judge.stats import INCONCLUSIVE, REGRESSED
 from pytest_npuperf.settings import DEFAULT_ACCELERATOR_PROCESSES, DEFAULT_MAX_PROCESSES, DEFAULT_TIME_CAP_S
 
 STEP_S = 0.025
@@ -171,10 +172,10 @@ def take(process: Process, scenario: Scenario, runs: int) -> List[Sample]:
 
 
 def capacity_rate(process: Process, load: float) -> float:
-    """Two all-at-once runs, the second measures; the rate kept to 4 significant digits, as the flow does."""
+    """Two all-at-once runs, the second measures, as the flow does."""
     for _ in range(2):
         probe = process.serve(Scenario(REQUESTS, math.inf, max_new_tokens=NEW_TOKENS))
-    return float(f"{load * probe['request_throughput']:.4g}")
+    return offered_rate(load, probe["request_throughput"])
 
 
 def workload(load: float, rate: float) -> Workload:
@@ -204,10 +205,6 @@ class Cell:
 
 def process_rng(seed: int, trial: int, load: float, side: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, trial, int(load * 100), side, index])
-
-
-def final_status(first: str, status: str) -> str:
-    return UNCONFIRMED if first == REGRESSED and status in (OK, DRIFT, IMPROVED) else status
 
 
 def trial(cell: Cell, index: int, args: argparse.Namespace) -> Dict[str, Any]:

@@ -92,7 +92,7 @@ def _esc(value: Any) -> str:
 
 # The metric each kind of test is judged by first, with its chart label and scale.
 HEADLINE = {"generation": ("tokens_per_s", "tokens/s", 1.0), "steps": ("time_s", "time ms", 1e3),
-            "operators": ("time_s", "time ms", 1e3), "serving": ("serving_ttft_p50_s", "TTFT p50 ms", 1e3)}
+            "operators": ("time_s", "time ms", 1e3), "serving": ("serving_tpot_p50_s", "TPOT p50 ms", 1e3)}
 _SAMPLE_METRIC = {"generation": ("e2e_s", "e2e ms", 1e3)}
 MAX_SAMPLE_PLOTS = 40
 
@@ -181,6 +181,8 @@ def _change_cell(test: Mapping[str, Any], metric: str) -> str:
     v = verdict_of(test, metric)
     if not v or v.get("change") is None:
         return "<td>-</td>"
+    if not v.get("gated", METRICS[metric].gated):  # reported only: it decides nothing, so no verdict colour
+        return f'<td title="reported, not gated">({change_text(v["change"])})</td>'
     style = f' style="color:{_COLORS.get(v["status"], "#000")}"' if v["status"] != "OK" else ""
     return f"<td{style}>{change_text(v['change'])}</td>"
 

@@ -227,3 +227,24 @@ def test_html_has_wall_time_modes_side_by_side_decode_fraction_and_graph_section
     assert ('<td class="l">bf16-bs1-zh_qa-graph</td><td class="l">inductor</td><td>12.50s</td><td>2</td><td>160</td>'
             '<td>0.999987</td><td>0.00123</td><td>-</td><td class="l">cosine &gt;= 0.999</td>') in text
     assert text.count("data:image/png") == 1  # one scaling chart for bf16, the graph line dashed in it
+
+
+def test_a_serving_test_leads_with_its_tpot_and_its_reported_ttft_change_carries_no_verdict_colour():
+    from pytest_npuperf.judge.compare import Comparison
+    from pytest_npuperf.judge.outcome import TestOutcome
+    from pytest_npuperf.judge.result import Result, Sample, Workload
+    from pytest_npuperf.judge.stats import Verdict
+    from pytest_npuperf.report.html import HEADLINE, render_html
+    from pytest_npuperf.report.terminal import results_document
+
+    assert HEADLINE["serving"][0] == "serving_tpot_p50_s"  # gated, unlike the TTFT under load
+    ttft = Verdict("serving_ttft_p50_s", "REGRESSED", 0.6, 0.5, 0.2, 0.05, gated=False)
+    tpot = Verdict("serving_tpot_p50_s", "OK", 0.0101, 0.01, 0.01, 0.03)
+    workload = Workload("tiny", "f", "bf16", 8, ("zh_qa",), (30,), 4, kind="serving-static")
+    samples = [Sample(serving_ttft_p50_s=0.6, serving_tpot_p50_s=0.0101)] * 3
+    doc = results_document({"profile": "cpu-X", "model": "tiny"}, [TestOutcome(
+        "t::test_serving[static-load40]", Result("t::test_serving[static-load40]", "cpu-X", workload, samples),
+        Comparison("OK", [ttft, tpot]))])
+    text = render_html(doc)
+    assert '<td title="reported, not gated">(+20.0%)</td>' in text
+    assert "<td>+1.0%</td>" in text  # the gated TPOT: OK, plain
