@@ -149,9 +149,3 @@ def own_noise_of(session: PerfSession) -> Optional[Dict[str, Any]]:
     checks = own_noise.check(compared.values(), session.run_noise())
     return {"metrics": [c.as_dict() for c in checks], "decided_in_first_process": first,
             "lines": own_noise.summary_lines(checks, first)}
-
-
-def own_noise_lines(session: PerfSession) -> List[str]:
-    """own_noise_of's lines for the terminal summary (none where it has nothing to say)."""
-    found = own_noise_of(session)
-    return list(found["lines"]) if found else []

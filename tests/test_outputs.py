@@ -9,7 +9,12 @@ from pytest_npuperf.judge.gate import NoisePrior
 from pytest_npuperf.judge.outcome import TestOutcome
 from pytest_npuperf.judge.result import Result, Sample, Workload
 from pytest_npuperf.judge.stats import OK
-from pytest_npuperf.outputs import own_noise_lines, own_noise_of
+from pytest_npuperf.outputs import own_noise_of
+
+
+def own_noise_lines(session):
+    found = own_noise_of(session)
+    return list(found["lines"]) if found else []
 
 
 class _Device:
